@@ -1,0 +1,14 @@
+"""The project's registries. Entries are registered by plugin modules, imported on first lookup.
+
+- ``METHODS``: method plugins (``methods/catalog.py`` holds one line per method).
+- ``DATASETS``: the dataset catalog (``harness/data/catalog.py``).
+- ``TASKS``: what a suite benchmark does with a method (``harness/tasks/__init__.py``).
+
+``harness`` never imports a method by name: only ``methods.catalog`` knows them.
+"""
+
+from .registry import Registry
+
+METHODS: Registry = Registry("method", plugins=("methods.catalog",))
+DATASETS: Registry = Registry("dataset", plugins=("harness.data.catalog",))
+TASKS: Registry = Registry("task", plugins=("harness.tasks",))
