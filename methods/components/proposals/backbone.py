@@ -1,0 +1,106 @@
+"""The proposal network's ResNet through timm: R101c with a DeepLab stem, multi-grid res5 and frozen BN.
+
+METHOD_SPEC 1: detectron2 `build_resnet_deeplab_backbone`, depth 101, deep stem 3->64 (s2), 64->64, 64->128 then
+max-pool, stride in the 3x3 conv (`STRIDE_IN_1X1 False`), res5 blocks dilated 1/2/4 at stride 32
+(`RES5_MULTI_GRID`), FrozenBN everywhere, `FREEZE_AT 0`, outputs res2..res5 (strides 4, 8, 16, 32).
+timm's `resnet101c` is the same graph once `stem_width=64` (timm's own default 32 gives a 32/32/64 stem).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.errors import ConfigError
+
+from .config import MaskFormerConfig
+
+STAGES = ("layer1", "layer2", "layer3", "layer4")  # timm names of detectron2's res2..res5
+
+
+class ResNetBackbone(nn.Module):
+    """timm ResNet trunk returning [res2, res3, res4, res5]; `out_channels` and `strides` describe them."""
+
+    def __init__(self, cfg: MaskFormerConfig) -> None:
+        super().__init__()
+        import timm
+
+        kwargs: dict[str, object] = {"features_only": True, "out_indices": (1, 2, 3, 4)}
+        # Frozen BN makes BN affine params constants: timm's zero-init of each block's last BN gamma would then
+        # switch every residual branch off for good when training from scratch (smoke profile).
+        kwargs["zero_init_last"] = False
+        if cfg.stem_width is not None:
+            kwargs["stem_width"] = cfg.stem_width
+        if cfg.channels is not None:
+            kwargs["channels"] = tuple(cfg.channels)
+        try:
+            self.body = timm.create_model(cfg.backbone, pretrained=False, **kwargs)
+        except (RuntimeError, TypeError) as exc:
+            raise ConfigError(
+                f"Cannot build the proposal backbone {cfg.backbone!r} with timm ({exc}). Use a timm ResNet name "
+                "such as 'resnet101c' (paper), 'resnet50', 'resnet18' or 'resnet10t' (smoke)."
+            ) from exc
+        self.out_channels: list[int] = list(self.body.feature_info.channels())
+        self.strides: list[int] = list(self.body.feature_info.reduction())
+        if cfg.multi_grid:
+            set_multi_grid(getattr(self.body, STAGES[-1]), cfg.multi_grid)
+        if cfg.freeze_bn:
+            from timm.layers.norm_act import freeze_batch_norm_2d
+
+            self.body = freeze_batch_norm_2d(self.body)
+        freeze_stages(self.body, cfg.freeze_at)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.body(images)
+
+
+def set_multi_grid(stage: nn.Module, multi_grid: tuple[int, ...]) -> None:
+    """Dilate the 3x3 conv (`conv2`) of block i of `stage` by multi_grid[i], keeping the stage's stride.
+
+    timm's `output_stride` dilates whole stages and trades stride for dilation; DeepLab's multi-grid with
+    RES5_DILATION 1 keeps stride 32 and dilates per block, which timm cannot express, so the convs are
+    edited after construction (padding = dilation keeps the spatial size of a 3x3 conv).
+    """
+    blocks = list(stage.children())
+    if len(blocks) != len(multi_grid):
+        raise ConfigError(
+            f"multi_grid={multi_grid} has {len(multi_grid)} entries but the backbone's last stage has "
+            f"{len(blocks)} blocks. Give one dilation per block, or multi_grid=() for a plain ResNet."
+        )
+    for block, dilation in zip(blocks, multi_grid):
+        conv = getattr(block, "conv2", None)
+        if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (3, 3):
+            raise ConfigError(
+                f"multi_grid needs ResNet blocks whose conv2 is a 3x3 conv; got {type(block).__name__}. "
+                "Use a timm ResNet backbone or multi_grid=()."
+            )
+        conv.dilation = (dilation, dilation)
+        conv.padding = (dilation, dilation)
+
+
+def freeze_stages(body: nn.Module, freeze_at: int) -> None:
+    """detectron2 FREEZE_AT: 1 freezes the stem, k >= 2 also res2..res(k) (requires_grad off)."""
+    if freeze_at <= 0:
+        return
+    frozen: list[nn.Module] = [m for name, m in body.named_children() if not name.startswith("layer")]
+    frozen += [getattr(body, name) for name in STAGES[: max(0, freeze_at - 1)]]
+    for module in frozen:
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
+def normalise_images(images: torch.Tensor, cfg: MaskFormerConfig) -> torch.Tensor:
+    """0-255 RGB (B,3,H,W) -> (x - mean) / std with the ImageNet statistics of METHOD_SPEC 1."""
+    mean = torch.tensor(cfg.pixel_mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.pixel_std, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def pad_to_divisible(images: torch.Tensor, divisor: int = 32, value: float = 0.0) -> torch.Tensor:
+    """Pad (B,C,H,W) at the bottom/right to a multiple of `divisor` (MaskFormer SIZE_DIVISIBILITY, zeros after
+    normalisation as detectron2's ImageList does)."""
+    h, w = images.shape[-2:]
+    ph, pw = (-h) % divisor, (-w) % divisor
+    if ph == 0 and pw == 0:
+        return images
+    return nn.functional.pad(images, (0, pw, 0, ph), value=value)

@@ -1,0 +1,111 @@
+"""Load detectron2-format ResNet weights (e.g. `detectron2://DeepLab/R-103.pkl`) into the timm backbone.
+
+detectron2 stores a pickle of numpy arrays, either bare or as {"model": {...}, "__author__": ...}, with names
+like `stem.conv1.weight`, `stem.conv1.norm.running_mean`, `res2.0.conv1.weight`, `res2.0.shortcut.norm.bias`,
+optionally under a `backbone.` / `backbone.bottom_up.` prefix. The mapping to timm is a renaming only:
+the DeepLab stem's conv1..conv3 are timm's `conv1.0/.3/.6` (their norms `conv1.1`, `conv1.4`, `bn1`), resN is
+`layer{N-1}`, convK.norm is bnK and the shortcut is `downsample.0/.1` (METHOD_SPEC 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.errors import WeightsError
+
+_STEM = {"conv1": ("conv1.0", "conv1.1"), "conv2": ("conv1.3", "conv1.4"), "conv3": ("conv1.6", "bn1")}
+_NORM_FIELDS = ("weight", "bias", "running_mean", "running_var")
+_BLOCK = re.compile(r"^res([2-5])\.(\d+)\.(conv[1-3]|shortcut)\.(norm\.)?(\w+)$")
+_STEM_KEY = re.compile(r"^stem\.(conv[1-3])\.(norm\.)?(\w+)$")
+_PREFIXES = ("backbone.bottom_up.", "backbone.")
+
+
+def detectron2_key_to_timm(key: str) -> str | None:
+    """The timm name of one detectron2 ResNet key, or None for keys outside the trunk (e.g. a classifier)."""
+    for prefix in _PREFIXES:
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+            break
+    if m := _STEM_KEY.match(key):
+        conv, norm, field = m.groups()
+        conv_name, norm_name = _STEM[conv]
+        return f"{norm_name}.{field}" if norm else f"{conv_name}.{field}"
+    if m := _BLOCK.match(key):
+        stage, block, conv, norm, field = m.groups()
+        base = f"layer{int(stage) - 1}.{block}"
+        if conv == "shortcut":
+            return f"{base}.downsample.1.{field}" if norm else f"{base}.downsample.0.{field}"
+        return f"{base}.bn{conv[-1]}.{field}" if norm else f"{base}.{conv}.{field}"
+    return None
+
+
+def read_detectron2_pickle(path: str | Path) -> dict[str, np.ndarray]:
+    """The name -> array dict of a detectron2 .pkl (only open files you trust: pickle runs code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(
+            f"Backbone weights file {path} does not exist. Download detectron2's DeepLab ImageNet R-103 "
+            "(https://dl.fbaipublicfiles.com/detectron2/DeepLab/R-103.pkl) on a machine with internet, copy it "
+            "here and pass its path as pretrained_backbone, or set pretrained_backbone to null for random init."
+        )
+    try:
+        with path.open("rb") as f:
+            data: Any = pickle.load(f, encoding="latin1")
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise WeightsError(f"{path} is not a readable detectron2 pickle ({exc}). Re-download the file.") from exc
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        data = data["model"]
+    if not isinstance(data, dict) or not data:
+        raise WeightsError(f"{path} holds no name -> array dict; it is not a detectron2 weights pickle.")
+    return {str(k): np.asarray(v) for k, v in data.items()}
+
+
+def detectron2_to_timm_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Rename a detectron2 ResNet state to timm names; keys outside the trunk are dropped."""
+    state: dict[str, torch.Tensor] = {}
+    for key, value in arrays.items():
+        name = detectron2_key_to_timm(key)
+        if name is not None:
+            state[name] = torch.from_numpy(np.ascontiguousarray(value)).float()
+    return state
+
+
+def load_backbone_weights(body: nn.Module, path: str | Path) -> dict[str, str]:
+    """Load a detectron2 .pkl or a torch state dict (timm names) into `body`; every trunk tensor must match.
+
+    Returns what the record's `weights` entry needs: the file and its sha256.
+    """
+    path = Path(path)
+    if path.suffix == ".pkl":
+        state = detectron2_to_timm_state(read_detectron2_pickle(path))
+    else:
+        if not path.is_file():
+            raise WeightsError(f"Backbone weights file {path} does not exist; fix pretrained_backbone.")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+    own = body.state_dict()
+    wanted = {k for k in own if not k.endswith("num_batches_tracked")}
+    missing = sorted(wanted - state.keys())
+    unexpected = sorted(k for k in state.keys() - own.keys() if not k.startswith("fc."))
+    mismatched = sorted(k for k in wanted & state.keys() if tuple(state[k].shape) != tuple(own[k].shape))
+    if missing or unexpected or mismatched:
+        detail = "; ".join(
+            f"{label}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched))
+            if keys
+        )
+        raise WeightsError(
+            f"Backbone weights {path} do not fit the configured backbone ({detail}). Check that the backbone "
+            "name, stem_width and channels in the proposal config describe the network the file was saved from."
+        )
+    body.load_state_dict({k: state[k] for k in wanted}, strict=False)
+    return {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
