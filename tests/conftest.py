@@ -3,3 +3,13 @@ import os
 # An offline hub request otherwise hangs ~47 s before failing; every test must stay offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import sys
+from pathlib import Path
+
+# Test doubles (tests/doubles.py) register a fake method and tasks, so the harness core can be tested without
+# the real methods. They are reached through the same plugin mechanism users have (HARNESS_PLUGINS).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ["HARNESS_PLUGINS"] = ",".join(
+    p for p in [*os.environ.get("HARNESS_PLUGINS", "").split(","), "doubles"] if p
+)

@@ -1,0 +1,153 @@
+"""Check records against stored references (detectron2 ``verify_results`` style, as data).
+
+A reference file (YAML) lists figures with tolerances::
+
+    reference: smoke-cpu
+    description: what was measured, how, on which machine
+    checks:
+      - {cell: coco-stuff/default/deop, metric: hiou, value: 12.3, tolerance: 0.5, direction: higher}
+      - {cell: speed/as-published/deop, over: speed/as-published/simbaseline, metric: fps,
+         value: 4.1, tolerance: 0.8, direction: higher}        # a ratio between two cells of one run
+
+``direction``: ``higher`` (higher is better: fails when measured < value - tolerance), ``lower`` (fails when
+measured > value + tolerance), ``equal`` (fails when |measured - value| > tolerance). A check whose cell has no
+record, whose record failed, or whose metric is absent fails: a missing figure is never a pass.
+Exit codes: 0 all hold, 1 something regressed or is missing, 2 unusable input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RecordError
+from .results import load_records
+from .tables import record_value
+
+DIRECTIONS = ("higher", "lower", "equal")
+CHECK_KEYS = {"cell", "over", "metric", "value", "tolerance", "direction", "suite", "note"}
+
+
+@dataclass(frozen=True)
+class Check:
+    cell: str
+    metric: str
+    value: float
+    tolerance: float
+    direction: str
+    over: str | None = None
+    suite: str | None = None
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.cell} / {self.over}" if self.over else self.cell
+
+
+@dataclass(frozen=True)
+class Outcome:
+    check: Check
+    measured: float | None
+    passed: bool
+    reason: str
+
+
+def load_reference(path: str | Path) -> tuple[dict, list[Check]]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecordError(f"reference file {path} does not exist. References live in results/reference/.") from None
+    except yaml.YAMLError as exc:
+        raise RecordError(f"reference file {path} is malformed YAML: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("checks"), list) or not data["checks"]:
+        raise RecordError(f"reference file {path} must be a mapping with a non-empty 'checks' list.")
+    checks = []
+    for i, item in enumerate(data["checks"]):
+        where = f"{path}: checks[{i}]"
+        if not isinstance(item, dict):
+            raise RecordError(f"{where} must be a mapping.")
+        unknown = set(item) - CHECK_KEYS
+        missing = {"cell", "metric", "value", "tolerance", "direction"} - set(item)
+        if unknown or missing:
+            raise RecordError(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}.")
+        if item["direction"] not in DIRECTIONS:
+            raise RecordError(f"{where}: direction must be one of {DIRECTIONS}, got {item['direction']!r}.")
+        for key in ("value", "tolerance"):
+            if not isinstance(item[key], int | float) or isinstance(item[key], bool):
+                raise RecordError(f"{where}: {key} must be a number, got {item[key]!r}.")
+        if item["tolerance"] < 0:
+            raise RecordError(f"{where}: tolerance must be >= 0.")
+        checks.append(Check(**{k: item[k] for k in item}))
+    return data, checks
+
+
+def _find(records: list[dict], cell: str, suite: str | None) -> dict | None:
+    matches = [r for r in records if r.get("cell") == cell and (suite is None or r.get("suite") == suite)]
+    if len(matches) > 1:
+        suites = sorted({r.get("suite") for r in matches})
+        raise RecordError(f"cell {cell!r} has {len(matches)} records (suites {suites}); add 'suite:' to the check.")
+    return matches[0] if matches else None
+
+
+def _measure(records: list[dict], check: Check, cell: str) -> tuple[float | None, str]:
+    record = _find(records, cell, check.suite)
+    if record is None:
+        return None, f"no record for cell {cell}"
+    if record.get("status") != "ok":
+        return None, f"cell {cell} failed: {record.get('error')}"
+    value = record_value(record, check.metric)
+    if value is None:
+        return None, f"record of {cell} has no metric {check.metric!r}"
+    return value, ""
+
+
+def evaluate(records: list[dict], checks: list[Check]) -> list[Outcome]:
+    outcomes = []
+    for check in checks:
+        measured, reason = _measure(records, check, check.cell)
+        if measured is not None and check.over:
+            denominator, reason = _measure(records, check, check.over)
+            if denominator is not None and denominator == 0:
+                measured, reason = None, f"{check.over} has {check.metric} = 0; the ratio is undefined"
+            else:
+                measured = None if denominator is None else measured / denominator
+        if measured is None:
+            outcomes.append(Outcome(check, None, False, reason))
+            continue
+        low, high = check.value - check.tolerance, check.value + check.tolerance
+        passed = {"higher": measured >= low, "lower": measured <= high, "equal": low <= measured <= high}[check.direction]
+        reason = "" if passed else {"higher": f"below {low:.4g}", "lower": f"above {high:.4g}",
+                                    "equal": f"outside [{low:.4g}, {high:.4g}]"}[check.direction]
+        outcomes.append(Outcome(check, measured, passed, reason))
+    return outcomes
+
+
+def report(outcomes: list[Outcome], only_failures: bool = True) -> str:
+    from tabulate import tabulate
+
+    rows: list[list[Any]] = []
+    for o in outcomes:
+        if only_failures and o.passed:
+            continue
+        rows.append([o.check.name, o.check.metric, "-" if o.measured is None else f"{o.measured:.4g}",
+                     f"{o.check.value:.4g}", f"±{o.check.tolerance:.4g}", o.check.direction,
+                     "ok" if o.passed else f"FAIL: {o.reason}"])
+    return tabulate(rows, headers=["cell", "metric", "measured", "reference", "tolerance", "direction", "result"])
+
+
+def run_check(results_dir: str | Path, reference: str | Path, verbose: bool = False) -> tuple[int, str]:
+    """(exit code, report text). Raises RecordError for unusable input (exit 2 at the CLI)."""
+    _, checks = load_reference(reference)
+    records = load_records(results_dir)
+    if not records:
+        raise RecordError(f"{results_dir} holds no records; run the suite first.")
+    outcomes = evaluate(records, checks)
+    failures = [o for o in outcomes if not o.passed]
+    summary = f"{len(outcomes) - len(failures)} of {len(outcomes)} reference figures hold ({reference})."
+    if failures or verbose:
+        return (1 if failures else 0), report(outcomes, only_failures=not verbose) + "\n" + summary
+    return 0, summary

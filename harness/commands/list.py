@@ -1,0 +1,34 @@
+"""List what the harness knows: methods, datasets, tasks, suites and paper tables, with where each is defined."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "list registered methods, datasets, tasks, suites and paper tables"
+KINDS = ("methods", "datasets", "tasks", "suites", "tables")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", nargs="?", choices=KINDS, help="what to list (default: all)")
+    parser.add_argument("--origin", action="store_true", help="show where each entry is defined")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..registries import DATASETS, METHODS, TASKS
+    from ..tables import PAPER_DIR
+
+    suites_dir = Path(__file__).resolve().parents[2] / "suites"
+    for kind in [args.kind] if args.kind else KINDS:
+        print(f"{kind}:")
+        if kind in ("methods", "datasets", "tasks"):
+            registry = {"methods": METHODS, "datasets": DATASETS, "tasks": TASKS}[kind]
+            for name in registry.names():
+                print(f"  {name}" + (f"    {registry.origin(name)}" if args.origin else ""))
+        elif kind == "suites":
+            for path in sorted(suites_dir.glob("*.yaml")):
+                print(f"  {path.relative_to(suites_dir.parent)}")
+        else:
+            for path in sorted(PAPER_DIR.glob("table*.yaml")):
+                print(f"  {path.stem}")
+    return 0

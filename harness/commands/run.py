@@ -1,0 +1,70 @@
+"""Run a suite: one record per cell under --out, then print the suite's table.
+
+Re-running the same command skips cells already recorded (resume); --force recomputes them. A failed cell is
+recorded with its error and the run goes on; the exit code is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+HELP = "run a suite (methods x benchmarks x settings) and print its table"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", help="suite file, e.g. suites/smoke.yaml")
+    parser.add_argument("--profile", default=None, help="profile defined in the suite (default: paper)")
+    parser.add_argument("--out", default=None, help="results directory (default: runs/<suite>/<profile>)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a suite key, e.g. --set defaults.seed=1 (repeatable)")
+    parser.add_argument("--force", action="store_true", help="recompute cells that are already recorded")
+    parser.add_argument("--only", default=None, metavar="GLOB",
+                        help="run only cells whose id (benchmark/setting/method) matches, comma-separated globs")
+    parser.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    parser.add_argument("--data-root", default=None, help="prepared datasets (default: $HARNESS_DATA or ./datasets)")
+    parser.add_argument("--cache-dir", default=None, help="stage cache (default: $HARNESS_CACHE or ./cache)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--format", default="console", choices=("console", "md", "latex", "csv"))
+    parser.add_argument("--paper", action="store_true", help="put the paper's numbers beside ours")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import RunContext
+    from ..errors import RecordError
+    from ..runner import plan, run_suite
+    from ..suite import load_suite
+    from .table import print_table
+
+    suite = load_suite(args.suite, profile=args.profile, overrides=args.overrides)
+    out = Path(args.out or Path("runs") / suite.name / suite.profile)
+    if args.dry_run:
+        cells = plan(suite, args.only)
+        for cell in cells:
+            print(cell.id)
+        print(f"{len(cells)} cells; records would go under {out}")
+        return 0
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise RecordError(f"the output directory {out} is not writable ({exc.strerror}). Pass a writable --out.") from None
+    data_root = args.data_root or os.environ.get("HARNESS_DATA")
+    ctx = RunContext(
+        out_dir=out,
+        cache_dir=Path(args.cache_dir or os.environ.get("HARNESS_CACHE", "cache")),
+        data_root=Path(data_root) if data_root else None,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    summary = run_suite(suite, ctx, force=args.force, only=args.only)
+    print(summary.line() + f"; records in {out}")
+    for outcome in summary.failed:
+        print(f"  FAILED {outcome.cell.id}: {outcome.note}")
+    print()
+    print_table(out, suite.table, args.format, args.paper)
+    return 1 if summary.failed else 0

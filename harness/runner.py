@@ -1,0 +1,191 @@
+"""Expand a suite into cells and run them: one record per cell, resumable, failure-tolerant.
+
+- Cells are (benchmark x setting x method row), in the suite's order.
+- A cell whose record exists with status ``ok`` and the same configuration hash is skipped (resume), unless
+  ``force``. A record of a changed cell (its hash differs) or of a failed cell is recomputed.
+- A cell that raises is recorded with status ``failed`` and its error, and the run goes on: one bad cell never
+  loses the others. The caller gets the counts and exits non-zero when any cell failed.
+- Every method option and task option is checked before the first cell runs, so a typo fails in a second,
+  not after an hour of training.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .api import Cell, CellResult, RunContext
+from .errors import ConfigError, HarnessError, RecordError
+from .registries import METHODS, TASKS
+from .results import load_record, new_record, write_record
+from .suite import Suite, merge_options, thaw
+
+
+def plan(suite: Suite, only: str | None = None) -> list[Cell]:
+    """The cells of ``suite``; ``only`` keeps the cells whose id matches a glob (``coco-stuff/*/deop``)."""
+    cells = []
+    for bench in suite.benchmarks:
+        for setting in suite.settings:
+            for row in suite.methods:
+                cell = Cell(
+                    suite=suite.name,
+                    profile=suite.profile,
+                    benchmark=bench,
+                    setting=setting,
+                    row=row,
+                    task_options=merge_options(suite.defaults, bench.options, setting.options),
+                    method_options=merge_options(row.options, setting.method_options),
+                    table=suite.table,
+                )
+                if only is None or any(fnmatch.fnmatch(cell.id, p) for p in only.split(",")):
+                    cells.append(cell)
+    if only is not None and not cells:
+        ids = [f"{b.name}/{s.name}/{m.name}" for b in suite.benchmarks for s in suite.settings for m in suite.methods]
+        raise ConfigError(f"--only {only!r} matches no cell of suite {suite.name!r}. Its cells: {', '.join(ids)}.")
+    return cells
+
+
+def resolve_method(cell: Cell) -> dict[str, Any]:
+    """The method's full spec for this cell (validates its options)."""
+    plugin = METHODS.get(cell.row.method)
+    if not hasattr(plugin, "resolve"):
+        raise ConfigError(f"method {cell.row.method!r} ({METHODS.origin(cell.row.method)}) has no resolve(options); "
+                          f"a method plugin must provide one.")
+    try:
+        return dict(plugin.resolve(cell.method_options))
+    except ConfigError as exc:
+        raise ConfigError(f"suite {cell.suite!r}, methods entry {cell.row.name!r} (cell {cell.id}): {exc}") from None
+
+
+def check_plan(cells: list[Cell]) -> None:
+    """Validate every cell's method and task options before running anything."""
+    for cell in cells:
+        resolve_method(cell)
+        task = TASKS.get(cell.benchmark.task)
+        if hasattr(task, "check"):
+            try:
+                task.check(cell)
+            except ConfigError as exc:
+                raise ConfigError(f"suite {cell.suite!r}, benchmark {cell.benchmark.name!r} "
+                                  f"(cell {cell.id}): {exc}") from None
+
+
+def record_path(out_dir: Path, cell: Cell) -> Path:
+    return out_dir / cell.benchmark.name / cell.setting.name / f"{cell.row.name}.json"
+
+
+@dataclass
+class CellOutcome:
+    cell: Cell
+    status: str  # "ok", "skipped", "failed"
+    path: Path
+    note: str = ""
+
+
+@dataclass
+class RunSummary:
+    outcomes: list[CellOutcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[CellOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def line(self) -> str:
+        return (f"{len(self.outcomes)} cells: {self.count('ok')} ran, {self.count('skipped')} skipped "
+                f"(already recorded), {self.count('failed')} failed")
+
+
+def _resume_decision(path: Path, cell: Cell, force: bool, log) -> tuple[bool, str]:
+    """Should this cell run? Returns (run_it, note)."""
+    if not path.exists():
+        return True, ""
+    if force:
+        return True, "recomputed (--force)"
+    try:
+        old = load_record(path)
+    except RecordError as exc:
+        aside = path.with_name(path.name + ".corrupt")
+        path.replace(aside)
+        log(f"warning: {exc} It was moved to {aside} and the cell is recomputed.")
+        return True, "recomputed (corrupt record moved aside)"
+    if old.get("status") != "ok":
+        return True, "recomputed (previous attempt failed)"
+    if old.get("cell_hash") != cell.hash:
+        return True, "recomputed (the cell's configuration changed since it was recorded)"
+    return False, "already recorded"
+
+
+def _write(path: Path, cell: Cell, spec: dict, result: CellResult | None, error: str | None, tb: str | None,
+           wall_s: float) -> None:
+    result = result or CellResult()
+    record = new_record(
+        suite=cell.suite,
+        method=cell.row.name,
+        method_spec={"plugin": cell.row.method, **spec, **result.method_spec},
+        benchmark=cell.benchmark.name,
+        dataset=cell.benchmark.dataset,
+        profile=cell.profile,
+        metrics=result.metrics,
+        miou_convention=result.miou_convention,
+        speed=result.speed,
+        weights=result.weights,
+        seed=result.seed if result.seed is not None else cell.task_options.get("seed"),
+        device=result.device,
+        status="failed" if error else "ok",
+        error=error,
+        extra={
+            "setting": cell.setting.name,
+            "table": cell.table,
+            "task": cell.benchmark.task,
+            "task_options": thaw(cell.task_options),
+            "cell": cell.id,
+            "cell_hash": cell.hash,
+            "wall_s": wall_s,
+            "traceback": tb,
+            **result.extra,
+        },
+    )
+    write_record(path, record, confusion=result.confusion)
+
+
+def run_suite(suite: Suite, ctx: RunContext, force: bool = False, only: str | None = None) -> RunSummary:
+    """Run every cell of ``suite`` (see the module docstring for resume and failure rules)."""
+    import time
+
+    from tqdm import tqdm
+
+    cells = plan(suite, only)
+    check_plan(cells)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    summary = RunSummary()
+    bar = tqdm(cells, desc=f"{suite.name} [{suite.profile}]", unit="cell", disable=not ctx.progress, leave=True)
+    for cell in bar:
+        bar.set_postfix_str(cell.id)
+        path = record_path(ctx.out_dir, cell)
+        run_it, note = _resume_decision(path, cell, force, ctx.log)
+        if not run_it:
+            summary.outcomes.append(CellOutcome(cell, "skipped", path, note))
+            continue
+        spec = resolve_method(cell)
+        task = TASKS.get(cell.benchmark.task)
+        start = time.perf_counter()
+        try:
+            result = task.run(cell, ctx)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded, reported, and the run goes on
+            kind = "" if isinstance(exc, HarnessError) else f"{type(exc).__name__}: "
+            error = f"{kind}{exc}"
+            _write(path, cell, spec, None, error, traceback.format_exc(), time.perf_counter() - start)
+            summary.outcomes.append(CellOutcome(cell, "failed", path, error))
+            tqdm.write(f"cell {cell.id} failed: {error} (recorded in {path})")
+            continue
+        _write(path, cell, spec, result, None, None, time.perf_counter() - start)
+        summary.outcomes.append(CellOutcome(cell, "ok", path, note))
+    return summary

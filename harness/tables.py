@@ -1,0 +1,209 @@
+"""Records -> pandas -> tabulate, in the layout of the paper's tables.
+
+A layout (``results/paper/tableN.yaml``) lists the paper's columns (benchmark + metric) and rows (the paper's row
+label, our suite row key, the paper's numbers). A measured value is looked up by (row key, benchmark, metric) in
+the records. ``paper=True`` puts the paper's value and the difference beside each measured value: ``37.9 (38.2,
+-0.3)``. One table per setting; rows measured but absent from the layout are appended. The caption says what was
+measured: profile, and loudly when any number came from random weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from tabulate import tabulate
+
+from .errors import ConfigError
+
+PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
+FORMATS = ("console", "md", "latex", "csv")
+GENERIC_METRICS = ("pacc", "hiou", "miou_seen", "miou_unseen", "miou", "recall@30", "recall@50", "fps",
+                   "ms_per_image")
+METRIC_LABELS = {"pacc": "pAcc", "hiou": "hIoU", "miou_seen": "Seen", "miou_unseen": "Unseen", "miou": "mIoU",
+                 "fps": "FPS", "ms_per_image": "ms/img", "recall@30": "Recall@30", "recall@50": "Recall@50"}
+
+
+def decimals(metric: str | None) -> int:
+    """The paper prints FPS and recall (a 0-1 fraction in Table 8) with two decimals, every percentage with one."""
+    return 2 if metric and (metric == "fps" or metric.startswith("recall@")) else 1
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    benchmark: str | None = None
+    metric: str | None = None
+    group: str | None = None
+    key: str | None = None  # descriptive (unmeasured) columns such as "Passes"
+    source: str | None = None  # where the paper numbers of this column come from, when not the table itself
+
+    @property
+    def value_key(self) -> str:
+        return self.key if self.metric is None else f"{self.benchmark}.{self.metric}"
+
+    @property
+    def header(self) -> str:
+        return f"{self.group} {self.label}" if self.group else self.label
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    method: str | None
+    values: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Layout:
+    table: str
+    title: str
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+    source: str = ""
+
+
+def load_layout(name_or_path: str | Path) -> Layout:
+    """A paper table layout by name (``table3``) or path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PAPER_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in PAPER_DIR.glob("table*.yaml"))
+        raise ConfigError(f"no paper table layout {str(name_or_path)!r} (looked for {path}). Known: {', '.join(known)}.")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        columns = tuple(Column(**c) for c in data["columns"])
+        rows = tuple(Row(label=r["label"], method=r.get("method"), values=dict(r.get("values") or {}),
+                         options=dict(r.get("options") or {})) for r in data["rows"])
+        return Layout(table=data["table"], title=data.get("title", data["table"]), columns=columns, rows=rows,
+                      source=data.get("source", ""))
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a valid table layout ({exc}); see results/paper/README.md.") from None
+
+
+def generic_layout(records: list[dict]) -> Layout:
+    """Columns = every (benchmark, metric) the records have, in a fixed metric order; rows = methods."""
+    columns: list[Column] = []
+    for bench in dict.fromkeys(r["benchmark"] for r in records):
+        present = set()
+        for r in records:
+            if r["benchmark"] == bench:
+                present |= {k for k, v in {**r["metrics"], **r["speed"]}.items() if isinstance(v, int | float)}
+        columns += [Column(label=METRIC_LABELS[m], benchmark=bench, metric=m, group=bench)
+                    for m in GENERIC_METRICS if m in present]
+    rows = tuple(Row(label=m, method=m) for m in dict.fromkeys(r["method"] for r in records))
+    return Layout(table="results", title="Results", columns=tuple(columns), rows=rows)
+
+
+def record_value(record: dict, metric: str) -> float | None:
+    value = record.get("metrics", {}).get(metric)
+    if value is None:
+        value = record.get("speed", {}).get(metric)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _fmt(value: float | None, metric: str | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{decimals(metric)}f}"
+
+
+def _cell_text(measured: float | None, paper: Any, metric: str, with_paper: bool, failed: bool) -> str:
+    ours = "failed" if failed else _fmt(measured, metric)
+    if not with_paper:
+        return ours
+    paper_value = paper if isinstance(paper, int | float) else None
+    if paper_value is None:
+        return f"{ours} (-)"
+    if measured is None:
+        return f"{ours} ({_fmt(paper_value, metric)})"
+    diff = measured - paper_value
+    return f"{ours} ({_fmt(paper_value, metric)}, {diff:+.{decimals(metric)}f})"
+
+
+def build_frames(records: list[dict], layout: Layout, paper: bool = False) -> dict[str, pd.DataFrame]:
+    """One frame of display strings per setting, rows and columns in the paper's order."""
+    frames: dict[str, pd.DataFrame] = {}
+    settings = list(dict.fromkeys(r.get("setting", "default") for r in records)) or ["default"]
+    layout_methods = {row.method for row in layout.rows if row.method}
+    for setting in settings:
+        recs = [r for r in records if r.get("setting", "default") == setting]
+        by_key = {(r["method"], r["benchmark"]): r for r in recs}
+        rows = list(layout.rows) + [Row(label=m, method=m) for m in dict.fromkeys(r["method"] for r in recs)
+                                    if m not in layout_methods]
+        table_rows = []
+        for row in rows:
+            measured_any = any((row.method, c.benchmark) in by_key for c in layout.columns if c.metric)
+            if not measured_any and not paper:
+                continue
+            cells = {"Method": row.label}
+            for col in layout.columns:
+                if col.metric is None:
+                    cells[col.header] = str(row.values.get(col.key, "")) if row.values.get(col.key) is not None else ""
+                    continue
+                rec = by_key.get((row.method, col.benchmark))
+                failed = rec is not None and rec.get("status") == "failed"
+                measured = record_value(rec, col.metric) if rec and not failed else None
+                cells[col.header] = _cell_text(measured, row.values.get(col.value_key), col.metric, paper, failed)
+            table_rows.append(cells)
+        frames[setting] = pd.DataFrame(table_rows, columns=["Method", *[c.header for c in layout.columns]])
+    return frames
+
+
+def caption(records: list[dict], layout: Layout, paper: bool) -> str:
+    parts = [layout.title]
+    profiles = sorted({r.get("profile", "?") for r in records})
+    if profiles:
+        parts.append(f"Measured: profile {', '.join(profiles)}, {len(records)} records.")
+    random_parts = sorted({f"{r['method']}" for r in records if _uses_random_weights(r)})
+    if random_parts:
+        parts.append("WARNING: random weights in " + ", ".join(random_parts) +
+                     ": these numbers test the code path, not the method; they are not comparable to the paper.")
+    elif any(p not in ("paper",) for p in profiles):
+        parts.append("Not the paper's setting (profile is not 'paper'): compare orderings, not values.")
+    if paper:
+        parts.append("Cells: ours (paper, ours - paper).")
+        parts += [f"{c.header}: paper numbers from {c.source}." for c in layout.columns if c.source]
+    return "\n".join(parts)
+
+
+def _uses_random_weights(record: dict) -> bool:
+    def walk(value: Any) -> bool:
+        if isinstance(value, dict):
+            return any(walk(v) for v in value.values())
+        if isinstance(value, list):
+            return any(walk(v) for v in value)
+        return value == "random"
+
+    return walk(record.get("weights", {}))
+
+
+def render(records: Iterable[dict], layout: Layout | None = None, fmt: str = "console", paper: bool = False) -> str:
+    """The table(s) as text in ``fmt`` (console, md, latex or csv)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    records = list(records)
+    layout = layout or generic_layout(records)
+    frames = build_frames(records, layout, paper)
+    out = []
+    if fmt == "csv":
+        for setting, frame in frames.items():
+            frame = frame.copy()
+            frame.insert(0, "setting", setting)
+            out.append(frame.to_csv(index=False))
+        return "".join(out)
+    tablefmt = {"console": "simple", "md": "github", "latex": "latex_booktabs"}[fmt]
+    out.append(caption(records, layout, paper))
+    for setting, frame in frames.items():
+        if len(frames) > 1 or setting != "default":
+            out.append(f"\nSetting: {setting}")
+        out.append(tabulate(frame.values.tolist(), headers=list(frame.columns), tablefmt=tablefmt,
+                            disable_numparse=True))
+    return "\n".join(out) + "\n"

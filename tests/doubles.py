@@ -1,0 +1,54 @@
+"""Test doubles for the harness core: a method plugin and tasks whose results follow from their options.
+
+Registered through HARNESS_PLUGINS (tests/conftest.py), the same way a user's package adds plugins.
+"""
+
+from __future__ import annotations
+
+from harness.api import CellResult
+from harness.errors import ConfigError
+from harness.registries import DATASETS, METHODS, TASKS
+
+CALLS: list[str] = []  # cell ids run by DoubleTask, in order (for resume tests)
+
+
+class EchoMethod:
+    """A method whose 'quality' is an option, so tests know what every metric must be."""
+
+    OPTIONS = {"score": 50.0, "fail": False, "speed": 10.0}
+
+    def resolve(self, options):
+        unknown = set(options) - set(self.OPTIONS)
+        if unknown:
+            raise ConfigError(f"unknown option(s) {sorted(unknown)}; known: {sorted(self.OPTIONS)}")
+        return {**self.OPTIONS, **options}
+
+
+class DoubleTask:
+    """Reports hiou = score, seen = score + offset, unseen = score - offset; fps = speed."""
+
+    def check(self, cell):
+        unknown = set(cell.task_options) - {"offset", "seed"}
+        if unknown:
+            raise ConfigError(f"unknown task option(s) {sorted(unknown)}")
+
+    def run(self, cell, ctx):
+        spec = METHODS.get(cell.row.method).resolve(cell.method_options)
+        CALLS.append(cell.id)
+        if spec["fail"]:
+            raise RuntimeError("the double was told to fail")
+        offset = float(cell.task_options.get("offset", 0.0))
+        return CellResult(
+            metrics={"hiou": spec["score"], "miou_seen": spec["score"] + offset,
+                     "miou_unseen": spec["score"] - offset, "pacc": 2 * spec["score"] / 3},
+            speed={"fps": spec["speed"]},
+            weights={"clip": "random"},
+            miou_convention="d2-v0.6",
+        )
+
+
+ECHO = EchoMethod()
+DOUBLE_TASK = DoubleTask()
+METHODS.register("double-echo", "doubles:ECHO")
+TASKS.register("double-task", "doubles:DOUBLE_TASK")
+DATASETS.register("double-data", "doubles:ECHO")
