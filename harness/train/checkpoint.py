@@ -1,0 +1,86 @@
+"""Checkpoints that make resume exact, and no bigger than they need to be.
+
+Only what training changes is stored: trainable parameters, buffers, optimiser and scaler state, the step,
+the loss history and every RNG state. Frozen weights (CLIP, a frozen proposal network) are rebuilt by the
+caller, never copied into each checkpoint. Writes are atomic (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import HarnessError
+
+
+def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Trainable parameters and all buffers, by their state-dict names."""
+    trainable = {name for name, p in module.named_parameters() if p.requires_grad}
+    buffers = {name for name, _ in module.named_buffers()}
+    return {k: v.detach().clone() for k, v in module.state_dict().items() if k in trainable or k in buffers}
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(buf.getvalue())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, module: nn.Module, optimizer, scaler, step: int, history: list, config: dict) -> None:
+    atomic_torch_save({
+        "step": step,
+        "model": trainable_state(module),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "history": list(history),
+        "rng": _rng_state(),
+        "config": config,
+    }, Path(path))
+
+
+def load_checkpoint(path: Path, module: nn.Module, optimizer, scaler, config: dict) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
+        raise HarnessError(f"checkpoint {path} cannot be read ({exc}). Delete it to train from scratch.") from None
+    if state.get("config") != config:
+        raise HarnessError(
+            f"checkpoint {path} was written with a different training configuration; resuming would mix two "
+            f"runs. Delete {path.parent} to start over, or restore the configuration it was written with."
+        )
+    missing = set(trainable_state(module)) - set(state["model"])
+    if missing:
+        raise HarnessError(f"checkpoint {path} lacks {sorted(missing)[:5]}...; it belongs to another model.")
+    module.load_state_dict(state["model"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"])
+    return state
