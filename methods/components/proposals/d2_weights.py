@@ -28,23 +28,45 @@ _STEM_KEY = re.compile(r"^stem\.(conv[1-3])\.(norm\.)?(\w+)$")
 _PREFIXES = ("backbone.bottom_up.", "backbone.")
 
 
-def detectron2_key_to_timm(key: str) -> str | None:
-    """The timm name of one detectron2 ResNet key, or None for keys outside the trunk (e.g. a classifier)."""
+def detectron2_key_to_timm(key: str, deep_stem: bool = True,
+                           shortcut: tuple[str, str] = ("downsample.0", "downsample.1")) -> str | None:
+    """The timm name of one detectron2 ResNet key, or None for keys outside the trunk (e.g. a classifier).
+
+    `deep_stem` False maps detectron2's BasicStem (one 7x7 conv) to timm's `conv1`/`bn1`; `shortcut` names the
+    timm modules of the projection conv and its norm (timm's avg-down variants put a pool first).
+    """
     for prefix in _PREFIXES:
         if key.startswith(prefix):
             key = key[len(prefix):]
             break
     if m := _STEM_KEY.match(key):
         conv, norm, field = m.groups()
-        conv_name, norm_name = _STEM[conv]
+        conv_name, norm_name = _STEM[conv] if deep_stem else ("conv1", "bn1")
+        if not deep_stem and conv != "conv1":
+            return None
         return f"{norm_name}.{field}" if norm else f"{conv_name}.{field}"
     if m := _BLOCK.match(key):
         stage, block, conv, norm, field = m.groups()
         base = f"layer{int(stage) - 1}.{block}"
         if conv == "shortcut":
-            return f"{base}.downsample.1.{field}" if norm else f"{base}.downsample.0.{field}"
+            return f"{base}.{shortcut[1]}.{field}" if norm else f"{base}.{shortcut[0]}.{field}"
         return f"{base}.bn{conv[-1]}.{field}" if norm else f"{base}.{conv}.{field}"
     return None
+
+
+def timm_layout(body: nn.Module) -> dict[str, Any]:
+    """How a timm ResNet names what detectron2 calls the stem and the shortcut (keyword args of
+    `detectron2_key_to_timm`)."""
+    layout: dict[str, Any] = {"deep_stem": isinstance(getattr(body, "conv1", None), nn.Sequential)}
+    for module in body.modules():
+        downsample = getattr(module, "downsample", None)
+        if isinstance(downsample, nn.Sequential):
+            children = list(downsample.named_children())
+            conv = next(name for name, c in children if isinstance(c, nn.Conv2d))
+            norm = next(name for name, c in children if not isinstance(c, (nn.Conv2d, nn.AvgPool2d, nn.Identity)))
+            layout["shortcut"] = (f"downsample.{conv}", f"downsample.{norm}")
+            break
+    return layout
 
 
 def read_detectron2_pickle(path: str | Path) -> dict[str, np.ndarray]:
@@ -68,11 +90,14 @@ def read_detectron2_pickle(path: str | Path) -> dict[str, np.ndarray]:
     return {str(k): np.asarray(v) for k, v in data.items()}
 
 
-def detectron2_to_timm_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Rename a detectron2 ResNet state to timm names; keys outside the trunk are dropped."""
+def detectron2_to_timm_state(arrays: dict[str, np.ndarray], **layout: Any) -> dict[str, torch.Tensor]:
+    """Rename a detectron2 ResNet state to timm names (`layout` as `timm_layout`); keys outside the trunk are
+    dropped. A state already in timm names (no detectron2 key in it) is taken as it is."""
+    if not any(detectron2_key_to_timm(k, **layout) for k in arrays):
+        return {k: torch.from_numpy(np.ascontiguousarray(v)).float() for k, v in arrays.items()}
     state: dict[str, torch.Tensor] = {}
     for key, value in arrays.items():
-        name = detectron2_key_to_timm(key)
+        name = detectron2_key_to_timm(key, **layout)
         if name is not None:
             state[name] = torch.from_numpy(np.ascontiguousarray(value)).float()
     return state
@@ -85,7 +110,7 @@ def load_backbone_weights(body: nn.Module, path: str | Path) -> dict[str, str]:
     """
     path = Path(path)
     if path.suffix == ".pkl":
-        state = detectron2_to_timm_state(read_detectron2_pickle(path))
+        state = detectron2_to_timm_state(read_detectron2_pickle(path), **timm_layout(body))
     else:
         if not path.is_file():
             raise WeightsError(f"Backbone weights file {path} does not exist; fix pretrained_backbone.")
