@@ -166,7 +166,8 @@ def resample_token_table(table: Tensor, src_grid: tuple[int, int], dst_grid: tup
         return table
     width = table.shape[-1]
     patches = table[1:].reshape(1, src_grid[0], src_grid[1], width).permute(0, 3, 1, 2)
-    patches = F.interpolate(patches.float(), size=dst_grid, mode="bicubic", align_corners=False)
+    work_dtype = torch.promote_types(table.dtype, torch.float32)  # bicubic in at least fp32
+    patches = F.interpolate(patches.to(work_dtype), size=dst_grid, mode="bicubic", align_corners=False)
     patches = patches.permute(0, 2, 3, 1).reshape(-1, width).to(table.dtype)
     return torch.cat([table[:1], patches], dim=0)
 
