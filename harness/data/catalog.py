@@ -1,0 +1,194 @@
+"""The dataset catalog: one `DatasetInfo` per benchmark, registered in `harness.registries.DATASETS`.
+
+Importing this module registers every entry (it is the registry's plugin module). Facts and their sources
+are in METHOD_SPEC §10 (data) and §8 / §1 (train and test settings); the class lists are verbatim in
+`harness.data.class_names`.
+
+Test-time sizes: DeOP evaluates with the shortest side 512 (METHOD_SPEC §4, §13.5); the maximum long side is
+the official config's MAX_SIZE_TEST (COCO 2560; VOC and the cross-dataset sets 2048, zsseg
+``configs/{pcontext-59,ade20k-150}/cross_dataset_test_only.yaml``). Training settings are DeOP's
+(METHOD_SPEC §8): shortest side int(x * 0.1 * 512) for x = 5..15, SSD colour jitter, flip, fixed 512 output.
+"""
+
+from __future__ import annotations
+
+from harness.registries import DATASETS
+
+from .class_names.ade20k import ADE_150_NAMES, ADE_847_NAMES
+from .class_names.coco_stuff import COCO_STUFF_CATEGORIES, COCO_STUFF_UNSEEN_RAW
+from .class_names.pascal import PC_59_NAMES, PC_459_NAMES, VOC_20_NAMES, VOC_20_UNSEEN
+from .class_names.synthetic import (
+    SYNTHETIC_ADE_NAMES,
+    SYNTHETIC_COCO_NAMES,
+    SYNTHETIC_COCO_RAW,
+    SYNTHETIC_COCO_UNSEEN,
+    SYNTHETIC_PC_NAMES,
+    SYNTHETIC_VOC_NAMES,
+    SYNTHETIC_VOC_UNSEEN,
+)
+from .info import DatasetInfo, Layout, SplitLayout, TrainSettings
+
+DEOP_MIN_SIZES_512: tuple[int, ...] = tuple(int(x * 0.1 * 512) for x in range(5, 16))  # 256..768
+
+# -- zero-shot benchmarks (paper Table 1) --------------------------------------------------------------
+COCO_STUFF_171 = DatasetInfo(
+    name="coco_stuff_171",
+    title="COCO-Stuff-171 (156 seen / 15 unseen)",
+    class_names=tuple(name for _, name, _ in COCO_STUFF_CATEGORIES),
+    raw_ids=tuple(cid - 1 for cid, _, _ in COCO_STUFF_CATEGORIES),
+    unseen=tuple(i for i, (cid, _, _) in enumerate(COCO_STUFF_CATEGORIES) if cid - 1 in COCO_STUFF_UNSEEN_RAW),
+    raw_format="coco_stuff",
+    layout=Layout(
+        train=SplitLayout("coco/train2017", "coco/stuffthingmaps_detectron2/train2017_base"),
+        val=SplitLayout("coco/val2017", "coco/stuffthingmaps_detectron2/val2017"),
+    ),
+    test_short_side=512,
+    test_max_size=2560,
+    # 640 random crop, then the mapper's fixed 512 "padding" trims it to 512x512 (METHOD_SPEC §8, §12.10)
+    train=TrainSettings(DEOP_MIN_SIZES_512, max_size=2560, crop_size=640, size_divisibility=512),
+    source="METHOD_SPEC §10.1; register_coco_stuff.py L9-196; prepare_coco_stuff_164k_sem_seg.py",
+)
+
+VOC_20 = DatasetInfo(
+    name="voc_20",
+    title="PASCAL VOC 2012 aug, 20 classes (15 seen / 5 unseen)",
+    class_names=VOC_20_NAMES,
+    raw_ids=tuple(range(1, 21)),  # SegmentationClassAug: 0 background (-> ignore), 1..20 classes
+    unseen=VOC_20_UNSEEN,
+    raw_format="voc_aug",
+    layout=Layout(
+        train=SplitLayout("VOC2012/JPEGImages", "VOC2012/annotations_detectron2/train_base"),
+        val=SplitLayout("VOC2012/JPEGImages", "VOC2012/annotations_detectron2/val"),
+    ),
+    test_short_side=512,
+    test_max_size=2048,
+    train=TrainSettings(DEOP_MIN_SIZES_512, max_size=2048, crop_size=512, size_divisibility=512),
+    source="METHOD_SPEC §10.2, §1 (VOC base: crop 512, test 512 / max 2048); prepare_voc_sem_seg.py",
+    notes=("background (raw 0) is ignored everywhere; no background class is predicted",),
+)
+
+# -- cross-dataset benchmarks (paper Table 2): evaluated only, no unseen split ---------------------------
+PC_59 = DatasetInfo(
+    name="pc_59",
+    title="Pascal-Context-59",
+    class_names=PC_59_NAMES,
+    raw_ids=tuple(range(1, 60)),  # 0 background -> ignore (the official prep's label - 1 in uint8)
+    raw_format="pcontext59",
+    layout=Layout(
+        train=SplitLayout("pcontext/train/image", "pcontext/train/label"),
+        val=SplitLayout("pcontext/val/image", "pcontext/val/label"),
+    ),
+    source="METHOD_SPEC §10.3; register_pcontext.py; prepare_pcontext_sem_seg.py",
+)
+
+ADE_150 = DatasetInfo(
+    name="ade_150",
+    title="ADE20K-150",
+    class_names=ADE_150_NAMES,
+    raw_ids=tuple(range(1, 151)),  # 0 "other" -> ignore (prep subtracts 1)
+    raw_format="ade20k",
+    layout=Layout(
+        train=SplitLayout(
+            "ADEChallengeData2016/images/training", "ADEChallengeData2016/annotations_detectron2/training"
+        ),
+        val=SplitLayout(
+            "ADEChallengeData2016/images/validation", "ADEChallengeData2016/annotations_detectron2/validation"
+        ),
+    ),
+    source="METHOD_SPEC §10.3; detectron2 builtin ade20k_sem_seg_val, prepare_ade20k_sem_seg.py",
+)
+
+PC_459 = DatasetInfo(
+    name="pc_459",
+    title="Pascal-Context-459",
+    class_names=PC_459_NAMES,
+    raw_format=None,  # the official prep needs the Detail API; place the prepared TIFFs yourself
+    ignore_index=65535,  # 16-bit TIFF labels
+    layout=Layout(val=SplitLayout("pcontext-459/JPEGImages", "pcontext-459/pc459_val", label_suffix=".tif")),
+    source="METHOD_SPEC §10.3; [D] register_pcontext.py (pascal_context_459_sem_seg_val)",
+)
+
+ADE_847 = DatasetInfo(
+    name="ade_847",
+    title="ADE20K-847 (ADE20K_2021_17_01)",
+    class_names=ADE_847_NAMES,
+    raw_format=None,  # prepared by MaskFormer's prepare_ade20k_full_sem_seg.py (16-bit TIFF)
+    ignore_index=65535,
+    layout=Layout(
+        train=SplitLayout(
+            "ADE20K_2021_17_01/images_detectron2/training",
+            "ADE20K_2021_17_01/annotations_detectron2/training",
+            label_suffix=".tif",
+        ),
+        val=SplitLayout(
+            "ADE20K_2021_17_01/images_detectron2/validation",
+            "ADE20K_2021_17_01/annotations_detectron2/validation",
+            label_suffix=".tif",
+        ),
+    ),
+    source="METHOD_SPEC §10.3; [D] register_ade20k_full.py (ade20k_full_sem_seg_val)",
+)
+
+# -- synthetic datasets in the real raw formats (profile `smoke`; see harness.data.synthetic) ----------------
+_SYNTHETIC_TRAIN = TrainSettings((48, 56, 64, 72, 80), max_size=160, crop_size=64, size_divisibility=64)
+
+
+def _synthetic(name: str, title: str, names: tuple[str, ...], raw_format: str, base: dict[str, str],
+               raw_ids: tuple[int, ...] | None = None, unseen: tuple[int, ...] = ()) -> DatasetInfo:
+    return DatasetInfo(
+        name=name,
+        title=title,
+        class_names=names,
+        raw_ids=raw_ids or tuple(range(1, len(names) + 1)),
+        unseen=unseen,
+        raw_format=raw_format,
+        layout=Layout(train=SplitLayout(base["train_images"], base["train_labels"]),
+                      val=SplitLayout(base["val_images"], base["val_labels"])),
+        test_short_side=64,
+        test_max_size=160,
+        train=_SYNTHETIC_TRAIN,
+        synthetic=True,
+        source="harness.data.synthetic (written in the official raw format, prepared by the real converter)",
+    )
+
+
+SYNTHETIC_COCO = _synthetic(
+    "synthetic_coco", "Synthetic shapes + textures, COCO-Stuff format", SYNTHETIC_COCO_NAMES, "coco_stuff",
+    {"train_images": "synthetic_coco/train2017",
+     "train_labels": "synthetic_coco/stuffthingmaps_detectron2/train2017_base",
+     "val_images": "synthetic_coco/val2017", "val_labels": "synthetic_coco/stuffthingmaps_detectron2/val2017"},
+    raw_ids=SYNTHETIC_COCO_RAW, unseen=SYNTHETIC_COCO_UNSEEN,
+)
+SYNTHETIC_VOC = _synthetic(
+    "synthetic_voc", "Synthetic shapes, VOC aug format", SYNTHETIC_VOC_NAMES, "voc_aug",
+    {"train_images": "synthetic_voc/JPEGImages", "train_labels": "synthetic_voc/annotations_detectron2/train_base",
+     "val_images": "synthetic_voc/JPEGImages", "val_labels": "synthetic_voc/annotations_detectron2/val"},
+    unseen=SYNTHETIC_VOC_UNSEEN,
+)
+SYNTHETIC_PC = _synthetic(
+    "synthetic_pc", "Synthetic shapes + textures, Pascal-Context format", SYNTHETIC_PC_NAMES, "pcontext59",
+    {"train_images": "synthetic_pc/train/image", "train_labels": "synthetic_pc/train/label",
+     "val_images": "synthetic_pc/val/image", "val_labels": "synthetic_pc/val/label"},
+)
+SYNTHETIC_ADE = _synthetic(
+    "synthetic_ade", "Synthetic shapes + textures, ADE20K format", SYNTHETIC_ADE_NAMES, "ade20k",
+    {"train_images": "synthetic_ade/images/training",
+     "train_labels": "synthetic_ade/annotations_detectron2/training",
+     "val_images": "synthetic_ade/images/validation",
+     "val_labels": "synthetic_ade/annotations_detectron2/validation"},
+)
+
+_ENTRIES: dict[str, str] = {
+    "coco_stuff_171": "COCO_STUFF_171",
+    "voc_20": "VOC_20",
+    "pc_59": "PC_59",
+    "ade_150": "ADE_150",
+    "pc_459": "PC_459",
+    "ade_847": "ADE_847",
+    "synthetic_coco": "SYNTHETIC_COCO",
+    "synthetic_voc": "SYNTHETIC_VOC",
+    "synthetic_pc": "SYNTHETIC_PC",
+    "synthetic_ade": "SYNTHETIC_ADE",
+}
+for _name, _attr in _ENTRIES.items():
+    DATASETS.register(_name, f"harness.data.catalog:{_attr}")

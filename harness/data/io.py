@@ -1,0 +1,94 @@
+"""Reading and writing images and label maps, with errors that name the file.
+
+Labels are read as integer arrays without any palette conversion: VOC-style palettised PNGs yield their
+indices, 16-bit TIFF/PNG labels (PC-459, ADE-847) yield uint16 values.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from harness.errors import DataError
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An RGB uint8 HxWx3 array."""
+    try:
+        with Image.open(path) as im:
+            return np.array(im.convert("RGB"))
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist. Re-run the prepare command for its dataset.") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(
+            f"image {path} cannot be read ({exc}). The file is damaged or not an image: replace it from the "
+            f"original download and re-run the prepare command."
+        ) from None
+
+
+def read_label(path: str | Path) -> np.ndarray:
+    """The label map as stored (uint8 or uint16 HxW)."""
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "P", "I;16", "I;16B", "I;16L", "I", "1"):
+                raise DataError(
+                    f"label map {path} has image mode {im.mode!r}; a label map must be a single-channel "
+                    f"integer image (8- or 16-bit), not a colour image."
+                )
+            arr = np.array(im)
+    except FileNotFoundError:
+        raise DataError(f"label map {path} does not exist. Re-run the prepare command for its dataset.") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"label map {path} cannot be read ({exc}); replace it and re-run prepare.") from None
+    if arr.ndim != 2:
+        raise DataError(f"label map {path} has shape {arr.shape}; expected a 2-D map.")
+    return arr
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) from the file header, without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist.") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"image {path} cannot be read ({exc}).") from None
+    return h, w
+
+
+def write_label_png(path: Path, label: np.ndarray) -> None:
+    """Write an 8-bit (or 16-bit for values > 255) label PNG atomically, so a killed run leaves no torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if label.max(initial=0) > 255:
+        im = Image.fromarray(label.astype(np.uint16))
+    else:
+        im = Image.fromarray(label.astype(np.uint8))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        im.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Place `src` at `dst` by hard link when possible (no extra disk for COCO's 19 GB), else copy."""
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        return
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
