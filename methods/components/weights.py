@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import logging
 import os
 import socket
 import threading
+import warnings
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,8 +51,6 @@ PRECISIONS = ("fp32", "fp16", "bf16", "pure_fp16", "pure_bf16")
 _OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
 _PROBE_HOSTS = (("huggingface.co", 443),)
 _PROBE_TIMEOUT_S = 1.0
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -230,7 +228,9 @@ def _load_file(model, path: Path, arch: str, torchscript: bool) -> None:
 
     try:
         if torchscript:
-            state = torch.jit.load(str(path), map_location="cpu").state_dict()
+            with warnings.catch_warnings():  # torch.jit.load is deprecated, yet OpenAI ships only TorchScript
+                warnings.simplefilter("ignore", FutureWarning)
+                state = torch.jit.load(str(path), map_location="cpu").state_dict()
             expected = model.state_dict().keys()
             # Archives also hold non-persistent buffers (attn_mask) and three OpenAI metadata scalars.
             state = {k: v for k, v in state.items() if k in expected or not (
