@@ -179,7 +179,7 @@ def train_transform(settings: TrainSettings, ignore_index: int = 255) -> PairTra
     return apply
 
 
-def test_transform(short: int, max_size: int) -> PairTransform:
+def inference_transform(short: int, max_size: int) -> PairTransform:
     """Resize the image's shortest side; the label stays at the original size for evaluation."""
 
     def apply(image: torch.Tensor, label: torch.Tensor, generator: torch.Generator | None = None,
