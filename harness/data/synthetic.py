@@ -179,7 +179,7 @@ class SceneSpec:
     background_raw: int | None  # raw value of the unlabelled background (None: stuff covers the image)
     border_raw: int | None = None  # VOC: object outlines drawn with this value (255)
     unused_raw: int | None = None  # COCO: a raw id the dataset does not use (must become ignore)
-    unlabeled_raw: int | None = None  # COCO: a patch of "unlabeled" (255)
+    unlabeled_raw: int | None = None  # a patch of "unlabeled" (COCO 255, ADE/Context 0)
 
 
 def render_scene(spec: SceneSpec, height: int, width: int, rng: np.random.Generator,
@@ -261,7 +261,8 @@ def scene_spec(info: DatasetInfo) -> SceneSpec:
         return SceneSpec(stuff, things, None, unused_raw=COCO_UNUSED_RAW, unlabeled_raw=255)
     if fmt == "voc_aug":
         return SceneSpec((), things, background_raw=0, border_raw=255)
-    return SceneSpec(stuff, things, background_raw=0)  # pcontext59 / ade20k: 0 = background / other
+    # pcontext59 / ade20k: 0 = background / "other", present as unlabelled patches
+    return SceneSpec(stuff, things, background_raw=0, unlabeled_raw=0)
 
 
 def write_synthetic_raw(format: str, root: str | Path, n_train: int = 8, n_val: int = 4, size: int = 64,
