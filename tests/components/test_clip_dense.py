@@ -304,10 +304,14 @@ def test_patch_14_remainder_pad_or_crop(clip14):
     ref, _ = reference_forward(clip14, x[..., :56, :56])
     torch.testing.assert_close(cropped.patch_features, ref, atol=ATOL, rtol=0)
 
-    # Masks covering the image extent are extended over the padding before going to the grid.
+    # Masks cover the image extent; they are extended (replicated) over the padding by the same fraction of
+    # their size (10/60 of 15 rows -> 2, 8/62 of 16 columns -> 2) before going to the grid.
     masks = torch.randn(1, 3, 15, 16)
-    out = DenseCLIP(clip14, attention_rules={-1: CoverageIdentity()})(x, masks, normalised=True)
-    assert out.grid == (5, 5) and torch.isfinite(out.patch_features).all()
+    rules = {0: MPS(), -1: CoverageIdentity()}
+    out = DenseCLIP(clip14, attention_rules=rules)(x, masks, normalised=True)
+    explicit = DenseCLIP(clip14, attention_rules=rules)(
+        F.pad(x, (0, 8, 0, 10)), F.pad(masks, (0, 2, 0, 2), mode="replicate"), normalised=True)
+    torch.testing.assert_close(out.patch_features, explicit.patch_features, atol=ATOL, rtol=0)
 
 
 def test_position_cache_is_per_grid_and_never_stale(clip16):
@@ -344,6 +348,16 @@ def test_autocast_stays_close_to_fp32(clip16, dtype):
     assert low.dtype == dtype
     cosine = (low.float() * reference).sum(dim=1)
     assert cosine.min() > 0.99
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "pure_bf16"])
+def test_low_precision_weights_run_without_autocast(clip16, precision):
+    model, _ = build_clip("tiny-vit-p16", "random", seed=1, precision=precision)
+    rules = {0: CoverageIdentity(), 1: GPS(0.5), -1: MPS()}
+    x, masks = torch.rand(1, 3, 64, 80) * 255, torch.randn(1, 5, 16, 20)
+    low = DenseCLIP(model, attention_rules=rules, input_prompt=True, prompt_init="zeros")(x, masks)
+    reference = DenseCLIP(clip16, attention_rules=rules)(x, masks)
+    assert (low.patch_features.float() * reference.patch_features).sum(dim=1).min() > 0.99
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
