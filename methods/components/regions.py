@@ -25,14 +25,15 @@ CLIP_STD_255: tuple[float, float, float] = (0.26862954 * 255, 0.26130258 * 255, 
 def mask_boxes(binary_masks: torch.Tensor) -> torch.Tensor:
     """(N,H,W) bool -> (N,4) int64 tight boxes (x1, y1, x2, y2) with x2/y2 exclusive (detectron2
     `BitMasks.get_bounding_boxes`); empty masks give (0, 0, 0, 0)."""
-    n, h, w = binary_masks.shape
-    rows = binary_masks.any(dim=2)
-    cols = binary_masks.any(dim=1)
-    nonempty = rows.any(dim=1)
-    y1 = rows.to(torch.uint8).argmax(dim=1)
-    y2 = h - rows.flip(1).to(torch.uint8).argmax(dim=1)
-    x1 = cols.to(torch.uint8).argmax(dim=1)
-    x2 = w - cols.flip(1).to(torch.uint8).argmax(dim=1)
+    _, h, w = binary_masks.shape
+    as_bytes = binary_masks.view(torch.uint8)  # amax over uint8 is several times faster than any() over bool
+    rows = as_bytes.amax(dim=2)
+    cols = as_bytes.amax(dim=1)
+    nonempty = rows.amax(dim=1) > 0
+    y1 = rows.argmax(dim=1)
+    y2 = h - rows.flip(1).argmax(dim=1)
+    x1 = cols.argmax(dim=1)
+    x2 = w - cols.flip(1).argmax(dim=1)
     boxes = torch.stack([x1, y1, x2, y2], dim=1).to(torch.int64)
     return boxes * nonempty[:, None]
 
@@ -51,6 +52,8 @@ def region_crops(
     keep_index lists the proposals whose binary mask (prob > threshold) is non-empty, ascending. Each crop is
     composited and resized on its own (bicubic on the exact tight box, as the official code); normalising the
     image once and filling with the normalised fill colour equals the official fill-then-normalise order.
+    Cost is one pass over the masks for the boxes plus, per kept proposal, one multiply and one resize of its
+    box (tests/benchmarks/test_bench_regions.py).
     """
     if image.dim() != 3 or image.shape[0] != 3 or mask_probs.dim() != 3 or mask_probs.shape[-2:] != image.shape[-2:]:
         raise ConfigError(
@@ -58,20 +61,21 @@ def region_crops(
             f"and {tuple(mask_probs.shape)}. Bring the masks to the resized test image first."
         )
     binary = mask_probs > threshold
-    keep = binary.flatten(1).any(dim=1).nonzero()[:, 0]
+    boxes = mask_boxes(binary)
+    keep = (boxes[:, 2] > 0).nonzero()[:, 0]
     if keep.numel() == 0:
         return image.new_zeros((0, 3, size, size), dtype=torch.float32), keep
     img = image.float()
     mean_t = img.new_tensor(mean).view(3, 1, 1)
     std_t = img.new_tensor(std).view(3, 1, 1)
-    normalised = (img - mean_t) / std_t
     fill_t = (img.new_tensor(fill).view(3, 1, 1) - mean_t) / std_t
-    kept = binary[keep]
+    # where(m, x, fill) = (x - fill) * m + fill, and bicubic weights sum to one: the fill is added after resizing
+    shifted = (img - mean_t) / std_t - fill_t
     crops = []
-    for (x1, y1, x2, y2), m in zip(mask_boxes(kept).tolist(), kept):
-        region = torch.where(m[None, y1:y2, x1:x2], normalised[:, y1:y2, x1:x2], fill_t)
+    for n, (x1, y1, x2, y2) in zip(keep.tolist(), boxes[keep].tolist()):
+        region = shifted[:, y1:y2, x1:x2] * binary[n, y1:y2, x1:x2]
         crops.append(F.interpolate(region[None], size=(size, size), mode="bicubic", align_corners=False))
-    return torch.cat(crops), keep
+    return torch.cat(crops) + fill_t, keep
 
 
 def clip_region_probs(
