@@ -188,7 +188,8 @@ class _TableCache:
         if hit is None:
             if len(self._entries) >= self.max_entries:
                 self._entries.pop(next(iter(self._entries)))
-            with torch.no_grad():
+            # Never an inference tensor: a table cached under inference_mode must still serve training later.
+            with torch.inference_mode(False), torch.no_grad():
                 hit = self._entries[key] = compute()
         return hit
 

@@ -176,7 +176,9 @@ class TextEncoder(nn.Module):
             self._cache.move_to_end(key)
             return hit
         self.cache_misses += 1
-        out = self._encode(names)
+        # Never cache an inference tensor: embeddings computed during evaluation must stay usable in training.
+        with torch.inference_mode(False), torch.no_grad():
+            out = self._encode(names)
         self._cache[key] = out
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

@@ -332,6 +332,13 @@ def test_position_cache_is_per_grid_and_never_stale(clip16):
     torch.testing.assert_close(changed, ref, atol=ATOL, rtol=0)
     assert not torch.allclose(changed, first)
 
+    # A table cached under inference_mode still serves a training forward (prompts get gradients).
+    trained = DenseCLIP(model, input_prompt=True)
+    with torch.inference_mode():
+        trained(x, normalised=True)
+    trained(x, normalised=True).patch_features.sum().backward()
+    assert trained.input_prompt.grad is not None
+
     dense.to(torch.float64)
     out64 = dense(x.double(), normalised=True).patch_features
     assert out64.dtype == torch.float64

@@ -137,6 +137,17 @@ def test_template_cache_survives_grad_mode_when_nothing_trains(clip):
     assert b is a and not a.requires_grad
 
 
+def test_embeddings_cached_during_inference_mode_serve_training(clip):
+    enc = TextEncoder(clip, "templates", templates="single")
+    with torch.inference_mode():
+        cached = enc(NAMES)
+    features = torch.randn(3, 32, requires_grad=True)
+    logits = features @ enc(NAMES).T  # the cache hit is saved for backward: must not be an inference tensor
+    logits.sum().backward()
+    assert enc.cache_hits == 1 and features.grad is not None
+    torch.testing.assert_close(features.grad, cached.sum(0).expand(3, -1))
+
+
 def test_autocast_bf16_close_to_fp32(clip):
     enc = TextEncoder(clip, "templates", templates="vild")
     with torch.no_grad():
