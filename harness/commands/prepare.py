@@ -5,7 +5,8 @@ Raw layouts (--raw points at):
   voc_20, synthetic_voc            VOC2012: JPEGImages/, SegmentationClassAug/, train.txt (trainaug), val.txt
   pc_59, synthetic_pc              VOC2010: JPEGImages/, SegmentationClassContext/ (0 bg, 1..59), ImageSets/SegmentationContext/
   ade_150, synthetic_ade           ADEChallengeData2016: images/{training,validation}, annotations/{training,validation}
-pc_459 and ade_847 have no converter: place the official prepared TIFFs as `python -m harness list datasets` shows.
+pc_459 and ade_847 have no converter: place the official prepared 16-bit TIFF labels (ignore 65535) under the data
+root as pcontext-459/{JPEGImages,pc459_val} and ADE20K_2021_17_01/{images,annotations}_detectron2/{training,validation}.
 
 --synthetic writes a small synthetic raw download first (to PATH) and prepares it: a complete dataset in seconds.
 The conversion resumes where it stopped, and verifies what it wrote (counts, label ranges, sizes).

@@ -304,6 +304,37 @@ def write_synthetic_raw(format: str, root: str | Path, n_train: int = 8, n_val: 
     return root
 
 
+def ensure_synthetic(name: str, root: str | Path | None = None, *, n_train: int = 48, n_val: int = 16,
+                     size: int = 64, seed: int = 0) -> Path:
+    """Make sure the synthetic dataset `name` is prepared under the data root; returns the root.
+
+    A prepared copy that passes `verify_prepared` is kept as it is (whatever its size); otherwise a raw
+    download is written to ``<root>/_raw/<name>`` and converted by the real prepare code. Call it once
+    (e.g. before starting worker processes): it is not safe to run concurrently on the same root.
+    """
+    import shutil
+
+    from harness.registries import DATASETS
+
+    from .layout import data_root, verify_prepared
+    from .prepare import prepare_dataset
+
+    info: DatasetInfo = DATASETS.get(name)
+    if not info.synthetic:
+        raise DataError(f"{name!r} is not a synthetic dataset; prepare it with `{info.prepare_command()}`.")
+    root = data_root(root)
+    try:
+        verify_prepared(info, root)
+        return root
+    except DataError:
+        pass
+    raw = root / "_raw" / name
+    shutil.rmtree(raw, ignore_errors=True)
+    write_synthetic_raw(info.raw_format or "", raw, n_train=n_train, n_val=n_val, size=size, seed=seed, dataset=name)
+    prepare_dataset(info, raw, root, workers=1, progress=False, log=lambda _: None)
+    return root
+
+
 def _save_jpeg(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path, quality=95)

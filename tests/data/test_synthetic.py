@@ -70,3 +70,17 @@ def test_unknown_format_or_mismatched_dataset(tmp_path):
         write_synthetic_raw("cityscapes", tmp_path)
     with pytest.raises(DataError, match="not 'voc_aug'"):
         write_synthetic_raw("voc_aug", tmp_path, dataset="synthetic_coco")
+
+
+def test_ensure_synthetic_prepares_once(tmp_path):
+    from harness.data import open_dataset
+    from harness.data.synthetic import ensure_synthetic
+
+    root = ensure_synthetic("synthetic_pc", tmp_path, n_train=3, n_val=2, size=32)
+    manifest = root / "synthetic_pc/synthetic_pc.harness_prepared.json"
+    stamp = manifest.stat().st_mtime_ns
+    assert ensure_synthetic("synthetic_pc", tmp_path, n_train=3, n_val=2, size=32) == root
+    assert manifest.stat().st_mtime_ns == stamp  # kept, not rebuilt
+    assert len(open_dataset("synthetic_pc", "val", root)) == 2
+    with pytest.raises(DataError, match="not a synthetic dataset"):
+        ensure_synthetic("voc_20", tmp_path)
