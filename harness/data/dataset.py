@@ -58,6 +58,14 @@ class SegmentationDataset(Dataset):
                 f"dataset {self.info.name!r}: label {s.label} is {label.shape[0]}x{label.shape[1]} but its image "
                 f"{s.image} is {image.shape[0]}x{image.shape[1]}. Re-run `{self.info.prepare_command()}`."
             )
+        k = len(self.class_names)
+        if label.size and label.max() >= k:
+            bad = np.unique(label[(label >= k) & (label != self.ignore_index)])
+            if bad.size:
+                raise DataError(
+                    f"dataset {self.info.name!r}: label {s.label} holds values {bad[:10].tolist()} outside "
+                    f"0..{k - 1} and the ignore value {self.ignore_index}. Re-run `{self.info.prepare_command()}`."
+                )
         return torch.from_numpy(image).permute(2, 0, 1).contiguous(), torch.from_numpy(label.astype(np.int64))
 
     def __getitem__(self, index: int) -> dict:

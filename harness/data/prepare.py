@@ -111,7 +111,7 @@ def raw_pairs(raw_format: str, raw: Path, split: str) -> list[RawPair]:
 # -- lookup tables ------------------------------------------------------------------------------------------
 def lookup_table(info: DatasetInfo, split: str) -> np.ndarray:
     """raw value -> train id of the split (ignore for everything else); 65536 entries cover 16-bit maps."""
-    lut = np.full(65536, info.ignore_index, dtype=np.int64)
+    lut = np.full(65536, info.ignore_index, dtype=np.int32)
     seen_only = split == "train" and info.zero_shot
     kept = info.seen if seen_only else range(info.num_classes)
     for new_id, cls in enumerate(kept):
@@ -146,8 +146,17 @@ def _convert_one(job: _Job, lut: np.ndarray, ignore_index: int) -> tuple[str, st
     return "written", ""
 
 
-def _convert_chunk(args: tuple[list[_Job], np.ndarray, int]) -> list[tuple[str, str]]:
-    jobs, lut, ignore = args
+_WORKER_TABLE: tuple[np.ndarray, int] | None = None  # (lookup table, ignore) of a conversion process
+
+
+def _init_worker(lut: np.ndarray, ignore: int) -> None:
+    global _WORKER_TABLE
+    _WORKER_TABLE = (lut, ignore)
+
+
+def _convert_chunk(jobs: list[_Job]) -> list[tuple[str, str]]:
+    assert _WORKER_TABLE is not None
+    lut, ignore = _WORKER_TABLE
     return [_convert_one(j, lut, ignore) for j in jobs]
 
 
@@ -167,7 +176,7 @@ def convert_split(info: DatasetInfo, split: str, raw: Path, out: Path, workers: 
     errors: list[str] = []
     bar = tqdm(total=len(jobs), desc=f"prepare {info.name}/{split}", unit="img", disable=None if progress is None else not progress)
     chunk = 64
-    chunks = [(jobs[i:i + chunk], lut, info.ignore_index) for i in range(0, len(jobs), chunk)]
+    chunks = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
 
     def consume(results: list[tuple[str, str]]) -> None:
         for status, detail in results:
@@ -177,10 +186,13 @@ def convert_split(info: DatasetInfo, split: str, raw: Path, out: Path, workers: 
         bar.update(len(results))
 
     if workers > 1 and len(chunks) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # the table goes to each process once, not with every chunk
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                 initargs=(lut, info.ignore_index)) as pool:
             for results in pool.map(_convert_chunk, chunks):
                 consume(results)
     else:
+        _init_worker(lut, info.ignore_index)
         for c in chunks:
             consume(_convert_chunk(c))
     bar.close()

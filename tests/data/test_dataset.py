@@ -69,3 +69,16 @@ def test_unreadable_image_is_named(prepared_root, tmp_path):
     victim.write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match=f"image {victim} cannot be read"):
         ds[1]
+
+
+def test_out_of_range_label_is_named_on_load(prepared_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(prepared_root / "synthetic_voc", root / "synthetic_voc")
+    ds = open_dataset("synthetic_voc", "train", root)  # 6 seen classes in the training split
+    label = np.array(Image.open(ds.samples[0].label))
+    label[0, 0] = 6
+    Image.fromarray(label).save(ds.samples[0].label)
+    with pytest.raises(DataError, match=rf"{ds.samples[0].label} holds values \[6\] outside 0..5"):
+        ds[0]

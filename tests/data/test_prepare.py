@@ -200,3 +200,17 @@ def test_bad_raw_input_is_reported(tmp_path):
         _quiet(get_info("voc_20"), raw, tmp_path / "d")
     with pytest.raises(DataError, match="no converter"):
         _quiet(get_info("ade_847"), raw, tmp_path / "d")
+
+
+def test_parallel_conversion_equals_serial(tmp_path):
+    info = get_info("synthetic_coco")
+    from harness.data.synthetic import write_synthetic_raw
+
+    raw = write_synthetic_raw("coco_stuff", tmp_path / "raw", n_train=70, n_val=2, size=24, seed=1)  # 2 chunks
+    prepare_dataset(info, raw, tmp_path / "serial", workers=1, progress=False, log=lambda _: None)
+    prepare_dataset(info, raw, tmp_path / "parallel", workers=2, progress=False, log=lambda _: None)
+    for split in ("train", "val"):
+        a, b = list_samples(info, split, tmp_path / "serial"), list_samples(info, split, tmp_path / "parallel")
+        assert [s.stem for s in a] == [s.stem for s in b]
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(_label(x.label), _label(y.label))
