@@ -89,5 +89,23 @@ class CellResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class MethodEnv:
+    """What a method needs to train its stages and predict: data, cache, device, schedules.
+
+    ``schedules`` holds per-stage training overrides from the suite (``train.prompts``, ``train.proposals``,
+    ``train.head``: iters, batch_size, lr, crop ...); a method uses its official recipe for everything else.
+    """
+
+    train_dataset: str
+    data_root: Path | None
+    cache_dir: Path
+    device: str = "cpu"
+    seed: int = 0
+    schedules: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+    log: Any = print
+
+
 class Task(Protocol):
     def run(self, cell: Cell, ctx: RunContext) -> CellResult: ...

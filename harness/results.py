@@ -15,7 +15,7 @@ import platform
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ def new_record(
         "speed": speed or {},
         "weights": weights or {},
         "env": environment(seed=seed, device=device),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "status": status,
         "error": error,
     }

@@ -37,7 +37,7 @@ def plan(suite: Suite, only: str | None = None) -> list[Cell]:
                     setting=setting,
                     row=row,
                     task_options=merge_options(suite.defaults, bench.options, setting.options),
-                    method_options=merge_options(row.options, setting.method_options),
+                    method_options=merge_options(setting.method_options, row.options),
                     table=suite.table,
                 )
                 if only is None or any(fnmatch.fnmatch(cell.id, p) for p in only.split(",")):
@@ -151,7 +151,11 @@ def _write(path: Path, cell: Cell, spec: dict, result: CellResult | None, error:
             **result.extra,
         },
     )
-    write_record(path, record, confusion=result.confusion)
+    from .train import distributed as dist_utils
+
+    if dist_utils.is_main():  # under torchrun every rank computes, rank 0 writes
+        write_record(path, record, confusion=result.confusion)
+    dist_utils.barrier()
 
 
 def run_suite(suite: Suite, ctx: RunContext, force: bool = False, only: str | None = None) -> RunSummary:

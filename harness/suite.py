@@ -16,6 +16,7 @@ A suite says which methods run on which benchmarks under which settings::
       - {name: matched, options: {}, method_options: {test_short_side: 512}}
     profiles:                         # optional: named overrides, applied like --set
       smoke: {benchmarks.coco-stuff.dataset: synthetic_coco}
+    default_profile: smoke            # optional: the profile used without --profile (default: paper)
 
 Every error names the file, the key path and (where YAML gives it) the line. ``include``: the included file's
 mappings (``defaults``, ``profiles``) are merged key by key, its lists (``methods``, ``benchmarks``,
@@ -43,7 +44,7 @@ from .yaml_lines import KeyPath, format_path, read_yaml_file
 DEFAULT_PROFILE = "paper"
 DEFAULT_SETTING = "default"
 
-TOP_KEYS = {"suite": str, "description": str, "table": str, "include": str, "defaults": dict,
+TOP_KEYS = {"suite": str, "description": str, "table": str, "include": str, "default_profile": str, "defaults": dict,
             "methods": list, "benchmarks": list, "settings": list, "profiles": dict}
 REQUIRED_TOP = ("suite", "methods", "benchmarks")
 METHOD_KEYS = {"name": str, "method": str, "options": dict, "description": str}
@@ -305,7 +306,7 @@ def load_suite(path: str | Path, profile: str | None = None, overrides: list[str
         if not isinstance(body, dict):
             raise where.error(("profiles", name), f"a profile is a mapping of KEY: VALUE overrides, got "
                                                   f"{_type_name(body)}.")
-    profile = profile or DEFAULT_PROFILE
+    profile = profile or data.get("default_profile") or DEFAULT_PROFILE
     if profile != DEFAULT_PROFILE and profile not in profiles:
         known = ", ".join([DEFAULT_PROFILE, *profiles]) if profiles else DEFAULT_PROFILE
         raise ConfigError(f"{path}: unknown profile {profile!r}. This suite's profiles: {known}.")

@@ -4,4 +4,11 @@ Adding a method: write ``methods/<name>.py`` with a plugin object (see ``harness
 add one ``METHODS.register(...)`` line here.
 """
 
-from harness.registries import METHODS  # noqa: F401  (registrations go below)
+from harness.registries import METHODS
+
+METHODS.register("baseline", "methods.baseline:BASELINE")
+METHODS.register("baseline+", "methods.baseline:BASELINE_PLUS")
+METHODS.register("baseline+ps", "methods.deop:BASELINE_PLUS_PS")
+METHODS.register("baseline+cal", "methods.deop:BASELINE_PLUS_CAL")
+METHODS.register("deop", "methods.deop:DEOP")
+METHODS.register("simbaseline", "methods.simbaseline:SIMBASELINE")

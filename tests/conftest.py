@@ -13,3 +13,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ["HARNESS_PLUGINS"] = ",".join(
     p for p in [*os.environ.get("HARNESS_PLUGINS", "").split(","), "doubles"] if p
 )
+
+# Tests run tiny models, for which two threads on two shared cores are far slower than one.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover - torch is a hard dependency
+    pass

@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from .table import print_table
 
     suite = load_suite(args.suite, profile=args.profile, overrides=args.overrides)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process group for the run
+        from ..train import distributed
+
+        distributed.init_from_env(args.device)
     out = Path(args.out or Path("runs") / suite.name / suite.profile)
     if args.dry_run:
         cells = plan(suite, args.only)

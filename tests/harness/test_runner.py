@@ -23,7 +23,8 @@ def test_plan_expands_benchmark_setting_method(tmp_path):
     assert [c.id for c in cells] == [
         "coco-stuff/a/double-echo", "coco-stuff/a/strong", "coco-stuff/b/double-echo", "coco-stuff/b/strong",
         "voc/a/double-echo", "voc/a/strong", "voc/b/double-echo", "voc/b/strong"]
-    assert cells[3].method_options == {"score": 1.0}  # the setting's method options win over the row's
+    assert cells[2].method_options == {"score": 1.0}  # the setting's method options apply to every row
+    assert cells[3].method_options == {"score": 80.0}  # but a row's own options win
     assert cells[0].task_options == {"seed": 0, "offset": 2.0}
 
 

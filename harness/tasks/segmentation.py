@@ -1,0 +1,127 @@
+"""Task `segmentation`: train a method on a dataset's seen classes, evaluate it on a split with all classes.
+
+Zero-shot benchmarks train and test on the same dataset (seen-only training labels, all classes at test);
+cross-dataset benchmarks set ``train_dataset`` (e.g. COCO-Stuff) and test on another dataset's classes.
+Evaluation is sharded across ranks under torchrun and the confusion matrices are summed.
+
+Options (suite ``defaults`` / benchmark ``options``):
+  seed: 0                      training and sampling seed
+  train_dataset: <dataset>     where the method is trained (default: the benchmark's dataset)
+  split: val                   the evaluation split
+  max_images: null             evaluate only the first N images (smoke profiles)
+  convention: d2-v0.6          mIoU convention (d2-v0.6 | gt-present)
+  train: {prompts: {...}, proposals: {...}, head: {...}}   per-stage schedule overrides (iters, batch_size,
+                               lr, crop, min_sizes, ...); absent keys follow the official recipe
+  synthetic: {n_train, n_val, size, seed}   for synthetic_* datasets: generated and prepared in the data root
+                               on first use (deterministic), so smoke suites need no download
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api import Cell, CellResult, MethodEnv, RunContext
+from ..errors import ConfigError
+from ..registries import DATASETS, METHODS
+
+OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "seed": int, "train_dataset": str, "split": str, "max_images": (int, type(None)), "convention": str,
+    "train": dict, "synthetic": dict,
+}
+SYNTHETIC_KEYS = {"n_train", "n_val", "size", "seed"}
+STAGES = ("prompts", "proposals", "head")
+
+
+def _options(cell: Cell) -> dict[str, Any]:
+    opts = dict(cell.task_options)
+    unknown = sorted(set(opts) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {unknown} for task 'segmentation'; known: {', '.join(OPTIONS)}.")
+    for key, kind in OPTIONS.items():
+        if key in opts and not isinstance(opts[key], kind):
+            raise ConfigError(f"option {key}={opts[key]!r} has the wrong type for task 'segmentation'.")
+    bad_stages = sorted(set(opts.get("train", {})) - set(STAGES))
+    if bad_stages:
+        raise ConfigError(f"train: unknown stage(s) {bad_stages}; stages are {', '.join(STAGES)}.")
+    bad_synth = sorted(set(opts.get("synthetic", {})) - SYNTHETIC_KEYS)
+    if bad_synth:
+        raise ConfigError(f"synthetic: unknown key(s) {bad_synth}; known: {', '.join(sorted(SYNTHETIC_KEYS))}.")
+    if cell.benchmark.dataset is None:
+        raise ConfigError("task 'segmentation' needs a dataset.")
+    train_dataset = opts.get("train_dataset", cell.benchmark.dataset)
+    if train_dataset not in DATASETS:
+        raise ConfigError(f"train_dataset: {DATASETS.unknown_message(train_dataset)}")
+    from ..eval.metrics import check_convention
+
+    check_convention(opts.get("convention", "d2-v0.6"))
+    return {"seed": 0, "split": "val", "max_images": None, "convention": "d2-v0.6", "train": {}, "synthetic": {},
+            **opts,
+            "train_dataset": train_dataset}
+
+
+class SegmentationTask:
+    def check(self, cell: Cell) -> None:
+        _options(cell)
+
+    def run(self, cell: Cell, ctx: RunContext) -> CellResult:
+        import torch
+        from tqdm import tqdm
+
+        from ..data import get_info, open_dataset
+        from ..eval import ConfusionMatrix
+        from ..eval.metrics import compute_metrics
+        from ..train import distributed as dist_utils
+
+        opts = _options(cell)
+        env = MethodEnv(train_dataset=opts["train_dataset"], data_root=ctx.data_root, cache_dir=ctx.cache_dir,
+                        device=ctx.device, seed=opts["seed"], schedules=opts["train"], progress=ctx.progress,
+                        log=ctx.log)
+        info = get_info(cell.benchmark.dataset)
+        for name in dict.fromkeys([opts["train_dataset"], info.name]):
+            prepare_synthetic(get_info(name), ctx.data_root, opts["synthetic"])
+        dataset = open_dataset(info.name, opts["split"], ctx.data_root)  # fail on missing data before training
+        fitted = METHODS.get(cell.row.method).fit(cell.method_options, env)
+        segmenter = fitted.segmenter
+        device = segmenter.void_embedding.device
+        names = list(info.class_names)
+        zero_shot = opts["train_dataset"] == info.name and info.zero_shot
+        seen_mask = None
+        if zero_shot:
+            seen_mask = torch.zeros(len(names), dtype=torch.bool)
+            seen_mask[list(info.seen)] = True
+        n = len(dataset) if opts["max_images"] is None else min(len(dataset), opts["max_images"])
+        indices = list(range(n))[dist_utils.rank()::dist_utils.world_size()]
+        matrix = ConfusionMatrix(len(names), device=device, ignore_index=info.ignore_index)
+        crops = []
+        for i in tqdm(indices, desc=f"evaluate {info.name}", unit="img", leave=False,
+                      disable=not ctx.progress or not dist_utils.is_main()):
+            item = dataset[i]
+            scores = segmenter.predict(item["image"], names, max_size=info.test_max_size, seen=seen_mask,
+                                       dataset=info.name)
+            matrix.update(scores.argmax(0), item["label"].to(device))
+            if hasattr(segmenter, "last_crops"):
+                crops.append(segmenter.last_crops)
+        matrix.all_reduce()
+        metrics = compute_metrics(matrix, seen=info.seen if zero_shot else None,
+                                  unseen=info.unseen if zero_shot else (), convention=opts["convention"],
+                                  class_names=names)
+        extra = {"eval_images": n, "eval_split": opts["split"], "train_dataset": opts["train_dataset"],
+                 "stages": fitted.stages, "world_size": dist_utils.world_size()}
+        if crops:
+            extra["crops_per_image_mean"] = sum(crops) / len(crops)
+        return CellResult(metrics=metrics, weights=fitted.weights, miou_convention=opts["convention"],
+                          confusion=matrix.numpy(), device=str(device), seed=opts["seed"], extra=extra,
+                          method_spec={"stage_hashes": fitted.weights.get("stages", {})})
+
+
+def prepare_synthetic(info, root, params: dict) -> None:
+    """Synthetic datasets are generated and prepared in the data root on first use (rank 0 only)."""
+    from ..data.synthetic import ensure_synthetic
+    from ..train import distributed as dist_utils
+
+    if info.synthetic and dist_utils.is_main():
+        ensure_synthetic(info.name, root, **params)
+    dist_utils.barrier()
+
+
+SEGMENTATION = SegmentationTask()

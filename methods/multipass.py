@@ -1,0 +1,87 @@
+"""SimBaseline's multi-pass pipeline (METHOD_SPEC 3): proposals classified by the MaskFormer's own text
+classifier *and* by CLIP on every non-empty masked crop, fused by the geometric ensemble.
+
+N' (the number of CLIP passes) = the proposals whose binarised mask is non-empty: no score threshold, no top-k.
+The crops go through CLIP in one batched call (``crop_chunk`` bounds memory; 1 is the sequential form).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from harness.data.transforms import resize_shortest_edge
+
+from .components.clip_dense import DenseCLIP
+from .components.proposals import (
+    MaskFormer,
+    class_logits,
+    class_probs_without_void,
+    combine_semantic,
+    mask_probs_at_image,
+    normalise_images,
+)
+from .components.regions import clip_region_probs, ensemble, region_crops, scatter_to_queries
+from .onepass import pad_with_mean
+from .spec import MethodSpec
+
+Timer = Callable[[str], contextlib.AbstractContextManager]
+
+
+def _no_timer(_: str) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
+
+
+class MultiPassSegmenter(nn.Module):
+    def __init__(self, spec: MethodSpec, clip_model: nn.Module, maskformer: MaskFormer, text: nn.Module,
+                 void_embedding: torch.Tensor):
+        super().__init__()
+        self.spec = spec
+        self.dense = DenseCLIP(clip_model)  # only encode_crops is used: plain frozen CLIP
+        self.maskformer = maskformer.eval()
+        for p in self.maskformer.parameters():
+            p.requires_grad_(False)
+        self.text = text
+        if text.ctx is not None:
+            text.ctx.requires_grad_(False)
+        self.register_buffer("void_embedding", void_embedding.detach().clone())
+        self.last_crops = 0  # N' of the last image, for the speed record
+
+    def trainable_parameters(self) -> list[str]:
+        return []
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor, class_names: Sequence[str], *, max_size: int = 2560,
+                seen: torch.Tensor | None = None, dataset: str | None = None, timer: Timer = _no_timer,
+                ) -> torch.Tensor:
+        """image (3,H0,W0) uint8 -> scores (K,H0,W0). ``seen`` (K,) bool marks the classes that get the seen
+        exponent; None (cross-dataset) treats every class as unseen, as the official code does."""
+        device = self.void_embedding.device
+        h0, w0 = image.shape[-2:]
+        with timer("preprocess"):
+            resized, _ = resize_shortest_edge(image.to(device), None, self.spec.test_short_side, max_size)
+            size = tuple(resized.shape[-2:])
+            padded = pad_with_mean(resized.float()[None], self.maskformer.cfg.pixel_mean)
+        with timer("proposals"):
+            out = self.maskformer(normalise_images(padded, self.maskformer.cfg))
+        with timer("text"):
+            text = self.text(list(class_names))
+        with timer("head"):
+            p_mask = class_probs_without_void(class_logits(out["pred_embeddings"][0], text, self.void_embedding))
+            mask_probs = mask_probs_at_image(out["pred_masks"], size, tuple(padded.shape[-2:]))[0]
+        with timer("crops"):
+            crops, keep = region_crops(resized.float(), mask_probs, self.spec.mask_threshold,
+                                       size=int(self.dense.visual.image_size[0]))
+        self.last_crops = int(keep.numel())
+        with timer("clip"):
+            p_clip = clip_region_probs(lambda c: self.dense.encode_crops(c, normalised=True), crops, text,
+                                       self.void_embedding, chunk_size=self.spec.crop_chunk)
+        with timer("postprocess"):
+            p_clip, valid = scatter_to_queries(p_clip, keep, p_mask.shape[0])
+            lam = self.spec.lam(dataset) if dataset else self.spec.default_lambda
+            probs = ensemble(p_mask, p_clip, None if seen is None else seen.to(device), lam, valid)
+            scores = combine_semantic(probs[None], mask_probs[None], (h0, w0))[0]
+        return scores

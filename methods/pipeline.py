@@ -1,0 +1,102 @@
+"""From a method spec to a trained, ready segmenter: build CLIP, run (or reuse) the three cached stages.
+
+Stage specs contain exactly what determines their output, so methods that share a stage share its cache entry:
+every method of a suite with the same CLIP, prompts and proposal settings reuses one proposal network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.data import get_info
+from harness.train.stages import run_stage
+
+from .components.clip_dense import DenseCLIP
+from .components.text import TextEncoder
+from .components.weights import build_clip
+from .multipass import MultiPassSegmenter
+from .onepass import OnePassSegmenter
+from .spec import MethodSpec
+from .stages.common import resolve_device
+from .stages.head import load_head, train_head
+from .stages.prompts import load_prompts, train_prompts
+from .stages.proposals import build_maskformer, load_proposals, train_proposals
+
+# Fields that change only inference, never what a stage learns (so they stay out of the stage hashes).
+INFERENCE_ONLY = ("test_short_side", "mask_threshold", "ensemble_lambda", "default_lambda", "crop_chunk")
+
+
+@dataclass
+class Fitted:
+    """A trained method, ready to predict, and what it is made of (for the record)."""
+
+    name: str
+    spec: MethodSpec
+    segmenter: nn.Module
+    weights: dict[str, Any]
+    stages: dict[str, Any] = field(default_factory=dict)
+
+
+def _clip_identity(info) -> dict[str, Any]:
+    return {"arch": info.arch, "source": info.source, "tag": info.tag, "sha256": info.sha256, "seed": info.seed}
+
+
+def build_segmenter(name: str, spec: MethodSpec, env) -> Fitted:
+    device = resolve_device(env.device)
+    info = get_info(env.train_dataset)
+    clip_model, clip_info = build_clip(spec.clip_arch, spec.clip_weights, "cpu", seed=env.seed)
+    clip_model = clip_model.to(device)
+    schedules = dict(env.schedules or {})
+    base = {"clip": _clip_identity(clip_info), "train_dataset": info.name, "seed": env.seed}
+    stages: dict[str, Any] = {}
+
+    # Stage 1: text prompts (none for fixed templates).
+    if spec.text_prompt == "templates":
+        text = TextEncoder(clip_model, mode="templates", templates=spec.templates).to(device)
+        text_identity: dict[str, Any] = {"templates": spec.templates}
+    else:
+        text = TextEncoder(clip_model, mode="learnable", n_ctx=spec.n_ctx).to(device)
+        prompt_spec = {**base, "n_ctx": spec.n_ctx, "background_fill": spec.background_fill,
+                       "schedule": schedules.get("prompts", {})}
+        directory, meta = run_stage(
+            env.cache_dir, "prompts", prompt_spec,
+            lambda d: train_prompts(DenseCLIP(clip_model).to(device), text, env, d,
+                                    schedules.get("prompts", {}), spec.background_fill), env.log)
+        load_prompts(text, directory)
+        stages["prompts"] = meta
+        text_identity = {"prompts": meta["hash"]}
+
+    # Stage 2: the proposal network with the stage-1 text classifier of the seen classes.
+    maskformer = build_maskformer(spec, int(clip_model.text_projection.shape[1])).to(device)
+    with torch.no_grad():
+        seen_text = text(info.seen_names).float()
+    proposal_spec = {**base, **text_identity, "maskformer": dict(spec.proposals),
+                     "schedule": schedules.get("proposals", {})}
+    directory, meta = run_stage(env.cache_dir, "proposals", proposal_spec,
+                                lambda d: train_proposals(maskformer, seen_text, env, d,
+                                                          schedules.get("proposals", {})), env.log)
+    load_proposals(maskformer, directory)
+    stages["proposals"] = meta
+
+    void = maskformer.void_embedding.detach()
+    if spec.kind == "multi-pass":
+        segmenter: nn.Module = MultiPassSegmenter(spec, clip_model, maskformer, text, void).to(device)
+    else:
+        segmenter = OnePassSegmenter(spec, clip_model, maskformer, text, void).to(device)
+        if spec.trains_head:  # stage 3
+            head_spec = {**base, **text_identity, "proposals": meta["hash"],
+                         "method": {k: v for k, v in spec.as_dict().items() if k not in INFERENCE_ONLY},
+                         "schedule": schedules.get("head", {})}
+            directory, head_meta = run_stage(env.cache_dir, "head", head_spec,
+                                             lambda d: train_head(segmenter, env, d, schedules.get("head", {})),
+                                             env.log)
+            load_head(segmenter, directory)
+            stages["head"] = head_meta
+    segmenter.eval()
+    weights = {"clip": clip_info.as_record(), "proposal_backbone": maskformer.weights_info,
+               "stages": {k: v["hash"] for k, v in stages.items()}}
+    return Fitted(name=name, spec=spec, segmenter=segmenter, weights=weights, stages=stages)

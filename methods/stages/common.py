@@ -1,0 +1,55 @@
+"""What every stage shares: schedules from the suite over the official recipe, deterministic batches, devices."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.errors import ConfigError
+from harness.train.loop import TrainConfig
+
+# Schedule keys a suite may override per stage (beyond TrainConfig's own fields).
+STAGE_EXTRA_KEYS = {"crop", "min_sizes", "max_size", "max_images"}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for but CUDA is not available here; use --device cpu.")
+    return torch.device(device)
+
+
+def stage_schedule(official: TrainConfig, overrides: Mapping[str, Any] | None, stage: str,
+                   seed: int) -> tuple[TrainConfig, dict[str, Any]]:
+    """The official recipe of ``stage`` with the suite's overrides: (TrainConfig, extra settings)."""
+    overrides = dict(overrides or {})
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = set(overrides) - names - STAGE_EXTRA_KEYS
+    if unknown:
+        raise ConfigError(f"train.{stage}: unknown setting(s) {sorted(unknown)}; known: "
+                          f"{', '.join(sorted(names | STAGE_EXTRA_KEYS))}.")
+    cfg_values = {k: v for k, v in overrides.items() if k in names}
+    if "lr_multipliers" in cfg_values:
+        cfg_values["lr_multipliers"] = tuple(tuple(x) for x in dict(cfg_values["lr_multipliers"]).items())
+    cfg = replace(official, seed=seed, **cfg_values)
+    return cfg, {k: v for k, v in overrides.items() if k in STAGE_EXTRA_KEYS}
+
+
+def step_indices(step: int, n_items: int, batch_size: int, seed: int, rank: int, world: int) -> list[int]:
+    """The dataset indices of one step's global batch, this rank's share: a pure function of the step,
+    so resume and DDP see the same data as an uninterrupted single-process run."""
+    if batch_size % world:
+        raise ConfigError(f"batch size {batch_size} is not divisible by the {world} processes.")
+    rng = np.random.default_rng([seed, step])
+    chosen = rng.integers(0, n_items, size=batch_size)
+    return [int(i) for i in chosen[rank::world]]
+
+
+def stack_batch(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (B,3,H,W) uint8 and labels (B,H,W) of equally sized (padded) training samples."""
+    return torch.stack([it["image"] for it in items]), torch.stack([it["label"] for it in items])

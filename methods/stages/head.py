@@ -1,0 +1,50 @@
+"""Stage 3: train a one-pass method's own parts (METHOD_SPEC 8): visual prompts, the online text context, CAL
+and the void embedding, with CLIP and the proposal network frozen, on the DeOP loss (METHOD_SPEC 7).
+AdamW 2e-4 (deop_train.sh), wd 1e-4, poly, full-model gradient clipping 0.01, batch 16, 512x512 inputs
+(the official 640 crop trimmed to 512 is, in distribution, a 512 crop: we crop 512 directly).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from harness.data import get_info, open_dataset
+from harness.data.transforms import train_transform
+from harness.train.checkpoint import trainable_state
+from harness.train.loop import TrainConfig, train
+
+from .common import resolve_device, stack_batch, stage_schedule, step_indices
+from .proposals import train_settings
+
+OFFICIAL = TrainConfig(iters=60000, batch_size=16, lr=2e-4, weight_decay=1e-4, optimizer="adamw",
+                       schedule="poly", power=0.9, clip_grad_norm=0.01, checkpoint_every=1000)
+# DeOP's shorter sides int(x * 0.1 * 512), x = 5..15, and 512 inputs (METHOD_SPEC 8); synthetic sets keep theirs.
+DEOP_SIZES = {"min_sizes": [int(x * 0.1 * 512) for x in range(5, 16)], "crop": 512}
+
+
+def train_head(segmenter, env, directory: Path, schedule: dict) -> dict:
+    info = get_info(env.train_dataset)
+    cfg, extra = stage_schedule(OFFICIAL, schedule, "head", env.seed)
+    if not info.synthetic:
+        extra = {**DEOP_SIZES, **extra}
+    dataset = open_dataset(env.train_dataset, "train", env.data_root,
+                           transform=train_transform(train_settings(info, extra), info.ignore_index), seed=env.seed)
+    names = dataset.class_names
+    device = resolve_device(env.device)
+
+    def batch_fn(step: int, rank: int, world: int):
+        dataset.set_epoch(step)
+        items = [dataset[i] for i in step_indices(step, len(dataset), cfg.batch_size, cfg.seed, rank, world)]
+        images, labels = stack_batch(items)
+        return images.to(device), labels.to(device), names
+
+    result = train(segmenter, batch_fn, cfg, directory, device, desc="stage 3: head", progress=env.progress)
+    torch.save(trainable_state(segmenter), directory / "final.pt")
+    return {"steps": result.steps, "final_losses": result.final_losses, "schedule": cfg.as_dict(),
+            "trainable": segmenter.trainable_parameters()}
+
+
+def load_head(segmenter, directory: Path) -> None:
+    segmenter.load_state_dict(torch.load(directory / "final.pt", map_location="cpu"), strict=False)
