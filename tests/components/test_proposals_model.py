@@ -222,3 +222,25 @@ def test_detectron2_pickle_mismatches_are_weights_errors(tmp_path) -> None:
                                           multi_grid=(1, 2, 4), pretrained_backbone=str(path)))
     with pytest.raises(WeightsError, match="R-103.pkl"):
         MaskFormer(MaskFormerConfig.smoke(pretrained_backbone=str(tmp_path / "absent.pkl")))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_forward_and_losses_under_cpu_autocast(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    model = MaskFormer(MaskFormerConfig.smoke()).eval()
+    images = torch.randn(1, 3, 64, 64)
+    label = torch.zeros(64, 64, dtype=torch.int64)
+    label[20:, :30] = 1
+    targets = [targets_from_semantic(label)]
+    text = torch.randn(2, model.cfg.embed_dim)
+    crit = SetCriterion(num_classes=2, num_aux=model.cfg.dec_layers - 1)
+    with torch.no_grad():
+        ref = model.add_class_logits(model(images), text)
+        ref_loss = crit.weighted_total(crit(ref, targets))
+        with torch.autocast("cpu", dtype=dtype):
+            out = model.add_class_logits(model(images), text)
+            loss = crit.weighted_total(crit(out, targets))
+    assert out["pred_masks"].dtype == dtype  # the autocast region really ran in low precision
+    assert torch.allclose(out["pred_masks"].float(), ref["pred_masks"], atol=0.1, rtol=0.05)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert loss.item() == pytest.approx(ref_loss.item(), rel=0.05)

@@ -31,10 +31,12 @@ def mask_probs_at_image(mask_logits: torch.Tensor, image_size: tuple[int, int],
 
 def combine_semantic(class_probs: torch.Tensor, mask_probs: torch.Tensor,
                      output_size: tuple[int, int] | None = None) -> torch.Tensor:
-    """(B,Q,K) class probabilities x (B,Q,H,W) mask probabilities -> (B,K,H_out,W_out) semantic scores."""
-    semseg = torch.einsum("bqc,bqhw->bchw", class_probs.float(), mask_probs.float())
-    if output_size is not None and tuple(output_size) != tuple(semseg.shape[-2:]):
-        semseg = F.interpolate(semseg, size=output_size, mode="bilinear", align_corners=False)
+    """(B,Q,K) class probabilities x (B,Q,H,W) mask probabilities -> (B,K,H_out,W_out) semantic scores (fp32,
+    also under autocast)."""
+    with torch.autocast(mask_probs.device.type, enabled=False):
+        semseg = torch.einsum("bqc,bqhw->bchw", class_probs.float(), mask_probs.float())
+        if output_size is not None and tuple(output_size) != tuple(semseg.shape[-2:]):
+            semseg = F.interpolate(semseg, size=output_size, mode="bilinear", align_corners=False)
     return semseg
 
 

@@ -106,10 +106,13 @@ class SetCriterion(nn.Module):
         }
 
     def forward(self, outputs: dict[str, Any], targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        num_masks = self._num_masks(targets, outputs["pred_logits"].device)
-        losses = self._single(outputs, targets, num_masks)
-        for i, aux in enumerate(outputs.get("aux_outputs", [])):
-            losses.update({f"{k}_{i}": v for k, v in self._single(aux, targets, num_masks).items()})
+        device = outputs["pred_logits"].device
+        num_masks = self._num_masks(targets, device)
+        # losses in fp32 even inside an autocast region (sums over all pixels of all masks)
+        with torch.autocast(device.type, enabled=False):
+            losses = self._single(outputs, targets, num_masks)
+            for i, aux in enumerate(outputs.get("aux_outputs", [])):
+                losses.update({f"{k}_{i}": v for k, v in self._single(aux, targets, num_masks).items()})
         return losses
 
     def weighted_total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:

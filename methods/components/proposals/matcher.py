@@ -52,13 +52,16 @@ class HungarianMatcher(nn.Module):
     def cost_matrix(self, logits: torch.Tensor, mask_logits: torch.Tensor, labels: torch.Tensor,
                     masks: torch.Tensor) -> torch.Tensor:
         """One image: (Q,K+1) logits, (Q,h,w) mask logits, (T,) labels, (T,H,W) masks -> (Q,T) cost (fp32)."""
-        prob = logits.float().softmax(-1)
-        cost_class = -prob[:, labels]
-        tgt = masks[:, None].float()
-        tgt = F.interpolate(tgt, size=mask_logits.shape[-2:], mode="nearest")[:, 0].flatten(1)
-        out = mask_logits.float().flatten(1)
-        return (self.cost_class * cost_class + self.cost_focal * pairwise_sigmoid_focal(out, tgt)
-                + self.cost_dice * pairwise_dice(out, tgt))
+        device = mask_logits.device
+        # fp32 throughout: the focal cost sums over every pixel and overflows fp16 under autocast
+        with torch.autocast(device.type, enabled=False):
+            prob = logits.float().softmax(-1)
+            cost_class = -prob[:, labels.to(device)]
+            tgt = masks.to(device)[:, None].float()
+            tgt = F.interpolate(tgt, size=mask_logits.shape[-2:], mode="nearest")[:, 0].flatten(1)
+            out = mask_logits.float().flatten(1)
+            return (self.cost_class * cost_class + self.cost_focal * pairwise_sigmoid_focal(out, tgt)
+                    + self.cost_dice * pairwise_dice(out, tgt))
 
     @torch.no_grad()
     def forward(self, outputs: dict[str, Any], targets: list[dict[str, torch.Tensor]]
