@@ -20,6 +20,11 @@ from typing import Any, Protocol, runtime_checkable
 from .suite import Benchmark, MethodRow, Setting, thaw
 
 
+class CellSkipped(Exception):  # noqa: N818 - not an error: the cell was not meant to run here
+    """Raised by a task for a cell that does not run in this environment (e.g. ViT-L timing on a CPU by default).
+    The record says so (status ``skipped``) and why; resume retries it, e.g. on a machine with a GPU."""
+
+
 @runtime_checkable
 class MethodPlugin(Protocol):
     def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]: ...

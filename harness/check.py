@@ -98,7 +98,7 @@ def _measure(records: list[dict], check: Check, cell: str) -> tuple[float | None
     if record is None:
         return None, f"no record for cell {cell}"
     if record.get("status") != "ok":
-        return None, f"cell {cell} failed: {record.get('error')}"
+        return None, f"cell {cell} {record.get('status')}: {record.get('error')}"
     value = record_value(record, check.metric)
     if value is None:
         return None, f"record of {cell} has no metric {check.metric!r}"

@@ -26,7 +26,7 @@ REQUIRED_KEYS = (
     "schema", "suite", "method", "method_spec", "benchmark", "dataset", "profile", "metrics",
     "miou_convention", "speed", "weights", "env", "created", "status",
 )
-STATUSES = ("ok", "failed")
+STATUSES = ("ok", "failed", "skipped")
 
 
 def _git_sha() -> str | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api import Cell, CellResult, RunContext
+from .api import Cell, CellResult, CellSkipped, RunContext
 from .errors import ConfigError, HarnessError, RecordError
 from .registries import METHODS, TASKS
 from .results import load_record, new_record, write_record
@@ -37,7 +37,7 @@ def plan(suite: Suite, only: str | None = None) -> list[Cell]:
                     setting=setting,
                     row=row,
                     task_options=merge_options(suite.defaults, bench.options, setting.options),
-                    method_options=merge_options(setting.method_options, row.options),
+                    method_options=merge_options(bench.method_options, setting.method_options, row.options),
                     table=suite.table,
                 )
                 if only is None or any(fnmatch.fnmatch(cell.id, p) for p in only.split(",")):
@@ -80,7 +80,7 @@ def record_path(out_dir: Path, cell: Cell) -> Path:
 @dataclass
 class CellOutcome:
     cell: Cell
-    status: str  # "ok", "skipped", "failed"
+    status: str  # "ok", "skipped" (already recorded), "failed", "not run" (CellSkipped: not for this machine)
     path: Path
     note: str = ""
 
@@ -97,8 +97,11 @@ class RunSummary:
         return [o for o in self.outcomes if o.status == "failed"]
 
     def line(self) -> str:
-        return (f"{len(self.outcomes)} cells: {self.count('ok')} ran, {self.count('skipped')} skipped "
+        line = (f"{len(self.outcomes)} cells: {self.count('ok')} ran, {self.count('skipped')} skipped "
                 f"(already recorded), {self.count('failed')} failed")
+        if self.count("not run"):
+            line += f", {self.count('not run')} not run here (see their records)"
+        return line
 
 
 def _resume_decision(path: Path, cell: Cell, force: bool, log) -> tuple[bool, str]:
@@ -122,7 +125,7 @@ def _resume_decision(path: Path, cell: Cell, force: bool, log) -> tuple[bool, st
 
 
 def _write(path: Path, cell: Cell, spec: dict, result: CellResult | None, error: str | None, tb: str | None,
-           wall_s: float) -> None:
+           wall_s: float, status: str | None = None) -> None:
     result = result or CellResult()
     record = new_record(
         suite=cell.suite,
@@ -137,7 +140,7 @@ def _write(path: Path, cell: Cell, spec: dict, result: CellResult | None, error:
         weights=result.weights,
         seed=result.seed if result.seed is not None else cell.task_options.get("seed"),
         device=result.device,
-        status="failed" if error else "ok",
+        status=status or ("failed" if error else "ok"),
         error=error,
         extra={
             "setting": cell.setting.name,
@@ -183,6 +186,10 @@ def run_suite(suite: Suite, ctx: RunContext, force: bool = False, only: str | No
             result = task.run(cell, ctx)
         except KeyboardInterrupt:
             raise
+        except CellSkipped as skip:
+            _write(path, cell, spec, None, str(skip), None, time.perf_counter() - start, status="skipped")
+            summary.outcomes.append(CellOutcome(cell, "not run", path, str(skip)))
+            continue
         except Exception as exc:  # noqa: BLE001 - recorded, reported, and the run goes on
             kind = "" if isinstance(exc, HarnessError) else f"{type(exc).__name__}: "
             error = f"{kind}{exc}"

@@ -11,7 +11,7 @@ A suite says which methods run on which benchmarks under which settings::
       - baseline
       - {name: ps-gps-a1, method: baseline+ps, options: {ps: gps, alpha: 1.0}}
     benchmarks:                       # required
-      - {name: coco-stuff, task: zero_shot, dataset: coco_stuff_171, options: {}}
+      - {name: coco-stuff, task: segmentation, dataset: coco_stuff_171, options: {}, method_options: {}}
     settings:                         # optional axis (default: one setting named "default")
       - {name: matched, options: {}, method_options: {test_short_side: 512}}
     profiles:                         # optional: named overrides, applied like --set
@@ -48,7 +48,8 @@ TOP_KEYS = {"suite": str, "description": str, "table": str, "include": str, "def
             "methods": list, "benchmarks": list, "settings": list, "profiles": dict}
 REQUIRED_TOP = ("suite", "methods", "benchmarks")
 METHOD_KEYS = {"name": str, "method": str, "options": dict, "description": str}
-BENCHMARK_KEYS = {"name": str, "task": str, "dataset": str, "options": dict, "description": str}
+BENCHMARK_KEYS = {"name": str, "task": str, "dataset": str, "options": dict, "method_options": dict,
+                  "description": str}
 SETTING_KEYS = {"name": str, "options": dict, "method_options": dict, "description": str}
 TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list", int: "an integer", float: "a number"}
 
@@ -98,6 +99,7 @@ class Benchmark:
     task: str
     dataset: str | None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    method_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     description: str = ""
 
 
@@ -352,7 +354,7 @@ def _validate(data: dict, path: Path, profile: str, applied: tuple[str, ...], pr
     benchmarks: list[dict] = []
     for i, item in enumerate(benchmarks_raw):
         _check_mapping(item, BENCHMARK_KEYS, ("benchmarks", i), where, required=("name", "task"))
-        benchmarks.append({"dataset": None, "options": {}, **item})
+        benchmarks.append({"dataset": None, "options": {}, "method_options": {}, **item})
     _check_names_unique(benchmarks, "benchmarks", where)
 
     settings: list[dict] = []

@@ -31,7 +31,7 @@ METRIC_LABELS = {"pacc": "pAcc", "hiou": "hIoU", "miou_seen": "Seen", "miou_unse
 
 def decimals(metric: str | None) -> int:
     """The paper prints FPS and recall (a 0-1 fraction in Table 8) with two decimals, every percentage with one."""
-    return 2 if metric and (metric == "fps" or metric.startswith("recall@")) else 1
+    return 2 if metric and (metric == "fps" or metric.startswith("recall@") or metric == "ratio") else 1
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,14 @@ class Column:
     group: str | None = None
     key: str | None = None  # descriptive (unmeasured) columns such as "Passes"
     source: str | None = None  # where the paper numbers of this column come from, when not the table itself
+    relative_to: str | None = None  # show metric / the same metric of this row (same benchmark and setting)
 
     @property
     def value_key(self) -> str:
-        return self.key if self.metric is None else f"{self.benchmark}.{self.metric}"
+        if self.metric is None:
+            return self.key
+        suffix = f"/{self.relative_to}" if self.relative_to else ""
+        return f"{self.benchmark}.{self.metric}{suffix}"
 
     @property
     def header(self) -> str:
@@ -103,10 +107,14 @@ def generic_layout(records: list[dict]) -> Layout:
 
 
 def record_value(record: dict, metric: str) -> float | None:
-    value = record.get("metrics", {}).get(metric)
-    if value is None:
-        value = record.get("speed", {}).get(metric)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """A metric of a record: from ``metrics``, else ``speed``; dotted names reach inside (``stages_ms.clip``)."""
+    for section in ("metrics", "speed"):
+        value: Any = record.get(section, {})
+        for part in metric.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def _fmt(value: float | None, metric: str | None) -> str:
@@ -115,8 +123,8 @@ def _fmt(value: float | None, metric: str | None) -> str:
     return f"{value:.{decimals(metric)}f}"
 
 
-def _cell_text(measured: float | None, paper: Any, metric: str, with_paper: bool, failed: bool) -> str:
-    ours = "failed" if failed else _fmt(measured, metric)
+def _cell_text(measured: float | None, paper: Any, metric: str, with_paper: bool, status: str) -> str:
+    ours = status if status in ("failed", "skipped") else _fmt(measured, metric)
     if not with_paper:
         return ours
     paper_value = paper if isinstance(paper, int | float) else None
@@ -149,9 +157,14 @@ def build_frames(records: list[dict], layout: Layout, paper: bool = False) -> di
                     cells[col.header] = str(row.values.get(col.key, "")) if row.values.get(col.key) is not None else ""
                     continue
                 rec = by_key.get((row.method, col.benchmark))
-                failed = rec is not None and rec.get("status") == "failed"
-                measured = record_value(rec, col.metric) if rec and not failed else None
-                cells[col.header] = _cell_text(measured, row.values.get(col.value_key), col.metric, paper, failed)
+                status = rec.get("status", "ok") if rec is not None else "missing"
+                measured = record_value(rec, col.metric) if rec and status == "ok" else None
+                if col.relative_to and measured is not None:
+                    ref = by_key.get((col.relative_to, col.benchmark))
+                    base = record_value(ref, col.metric) if ref and ref.get("status") == "ok" else None
+                    measured = measured / base if base else None
+                shown = "ratio" if col.relative_to else col.metric
+                cells[col.header] = _cell_text(measured, row.values.get(col.value_key), shown, paper, status)
             table_rows.append(cells)
         frames[setting] = pd.DataFrame(table_rows, columns=["Method", *[c.header for c in layout.columns]])
     return frames

@@ -100,3 +100,32 @@ def build_segmenter(name: str, spec: MethodSpec, env) -> Fitted:
     weights = {"clip": clip_info.as_record(), "proposal_backbone": maskformer.weights_info,
                "stages": {k: v["hash"] for k, v in stages.items()}}
     return Fitted(name=name, spec=spec, segmenter=segmenter, weights=weights, stages=stages)
+
+
+def build_untrained(name: str, spec: MethodSpec, env, random_fallback: bool = True) -> Fitted:
+    """The method's inference graph without training its stages (for timing: speed does not depend on the
+    weights, except SimBaseline's N', which the speed record reports per image). CLIP gets its pretrained
+    weights when they are available; otherwise random weights, said so in ``weights``."""
+    from harness.errors import WeightsError
+
+    device = resolve_device(env.device)
+    try:
+        clip_model, clip_info = build_clip(spec.clip_arch, spec.clip_weights, "cpu", seed=env.seed)
+        clip_record: dict[str, Any] = clip_info.as_record()
+    except WeightsError as exc:
+        if not random_fallback:
+            raise
+        clip_model, clip_info = build_clip(spec.clip_arch, "random", "cpu", seed=env.seed)
+        clip_record = {**clip_info.as_record(), "fallback": f"asked for {spec.clip_weights!r}: {exc}"}
+    clip_model = clip_model.to(device)
+    mode = "templates" if spec.text_prompt == "templates" else "learnable"
+    text = (TextEncoder(clip_model, mode="templates", templates=spec.templates) if mode == "templates"
+            else TextEncoder(clip_model, mode="learnable", n_ctx=spec.n_ctx)).to(device)
+    torch.manual_seed(env.seed)
+    maskformer = build_maskformer(spec, int(clip_model.text_projection.shape[1])).to(device)
+    void = maskformer.void_embedding.detach()
+    cls = MultiPassSegmenter if spec.kind == "multi-pass" else OnePassSegmenter
+    segmenter = cls(spec, clip_model, maskformer, text, void).to(device).eval()
+    weights = {"clip": clip_record, "proposal_backbone": maskformer.weights_info,
+               "stages": "random (untrained: timing only)"}
+    return Fitted(name=name, spec=spec, segmenter=segmenter, weights=weights)

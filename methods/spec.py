@@ -149,6 +149,12 @@ class Plugin:
     def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
         return self.spec(options).as_dict()
 
+    def build_untrained(self, options: Mapping[str, Any], env):
+        """The inference graph with untrained stages, for timing (see `pipeline.build_untrained`)."""
+        from .pipeline import build_untrained
+
+        return build_untrained(self.name, self.spec(options), env)
+
     def fit(self, options: Mapping[str, Any], env):
         """Train every stage this method needs (cached) and return a ready `Segmenter`."""
         from .pipeline import build_segmenter

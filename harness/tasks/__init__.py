@@ -6,3 +6,4 @@ A task is what a benchmark does with a method (see ``harness.api``).
 from ..registries import TASKS
 
 TASKS.register("segmentation", "harness.tasks.segmentation:SEGMENTATION")
+TASKS.register("speed", "harness.tasks.speed:SPEED")
