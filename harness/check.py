@@ -151,3 +151,44 @@ def run_check(results_dir: str | Path, reference: str | Path, verbose: bool = Fa
     if failures or verbose:
         return (1 if failures else 0), report(outcomes, only_failures=not verbose) + "\n" + summary
     return 0, summary
+
+
+def build_reference(results_dir: str | Path, metrics: list[str], tolerance: float, direction: str,
+                    ratios: list[str], name: str) -> str:
+    """A reference file's text for the ok records under ``results_dir`` (see the `reference` command)."""
+    from .errors import ConfigError
+    from .tables import record_value
+
+    records = [r for r in load_records(results_dir) if r.get("status") == "ok"]
+    if not records:
+        raise RecordError(f"{results_dir} holds no successful records to make a reference from.")
+    checks: list[dict[str, Any]] = []
+    for record in records:
+        for metric in metrics:
+            value = record_value(record, metric)
+            if value is not None:
+                checks.append({"cell": record["cell"], "metric": metric, "value": round(value, 4),
+                               "tolerance": tolerance, "direction": direction})
+    by_cell = {r["cell"]: r for r in records}
+    for spec in ratios:
+        try:
+            cell, over, metric = spec.split(":")
+        except ValueError:
+            raise ConfigError(f"--ratio {spec!r}: expected CELL:OVER:METRIC") from None
+        if cell not in by_cell or over not in by_cell:
+            raise RecordError(f"--ratio {spec!r}: no successful record for {cell if cell not in by_cell else over}.")
+        a, b = record_value(by_cell[cell], metric), record_value(by_cell[over], metric)
+        if a is None or not b:
+            raise RecordError(f"--ratio {spec!r}: the metric {metric!r} is missing or zero.")
+        checks.append({"cell": cell, "over": over, "metric": metric, "value": round(a / b, 4),
+                       "tolerance": tolerance, "direction": direction})
+    first = records[0]
+    header = {"reference": name,
+              "description": f"made by `python -m harness reference {results_dir}` from {len(records)} records",
+              "measured_with": {"profile": sorted({r.get("profile") for r in records}),
+                                "suite": sorted({r.get("suite") for r in records}),
+                                "git_sha": first["env"].get("git_sha"), "device": first["env"].get("device_name"),
+                                "torch": first["env"].get("torch")}}
+    lines = [yaml.safe_dump(header, sort_keys=False).rstrip(), "checks:"]
+    lines += [f"  - {yaml.safe_dump(c, default_flow_style=True, sort_keys=False).strip()}" for c in checks]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,102 @@
+"""The real suites, tasks and methods end to end on synthetic data with tiny models (a few training steps)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.__main__ import main
+from harness.eval.metrics import compute_metrics
+from harness.results import load_confusion, load_records
+
+TINY_TRAIN = ("defaults.train={prompts: {iters: 3, batch_size: 4}, proposals: {iters: 3, batch_size: 2, crop: 64, "
+              "min_sizes: [64], max_size: 128}, head: {iters: 3, batch_size: 2, crop: 64, min_sizes: [64], "
+              "max_size: 128}}")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("smoke")
+    args = ["run", "suites/smoke.yaml", "--out", str(root / "runs"), "--data-root", str(root / "data"),
+            "--cache-dir", str(root / "cache"), "--no-progress", "--only", "coco-stuff/*",
+            "--set", TINY_TRAIN, "--set", "defaults.max_images=3",
+            "--set", "defaults.synthetic={n_train: 8, n_val: 4, size: 64}"]
+    code = main(args)
+    return code, root
+
+
+def test_smoke_suite_runs_every_method_and_writes_complete_records(smoke_run, capsys):
+    code, root = smoke_run
+    assert code == 0
+    records = {r["method"]: r for r in load_records(root / "runs")}
+    assert set(records) == {"baseline", "baseline+", "baseline+ps", "baseline+cal", "deop", "simbaseline"}
+    for name, rec in records.items():
+        assert rec["status"] == "ok", (name, rec["error"])
+        assert {"miou", "miou_seen", "miou_unseen", "hiou", "pacc", "per_class_iou"} <= set(rec["metrics"])
+        assert rec["miou_convention"] == "d2-v0.6" and rec["dataset"] == "synthetic_coco"
+        assert rec["weights"]["clip"]["source"] == "random" and rec["profile"] == "smoke"
+        assert rec["method_spec"]["plugin"] == name and rec["env"]["torch"]
+        # the stored matrix reproduces the stored metrics
+        matrix = load_confusion(rec)
+        assert matrix.dtype == np.int64 and matrix.sum() > 0
+        from harness.data import get_info
+
+        info = get_info("synthetic_coco")
+        again = compute_metrics(matrix, unseen=info.unseen, class_names=info.class_names)
+        assert again["hiou"] == pytest.approx(rec["metrics"]["hiou"], nan_ok=True)
+    # one proposal network for all, one prompt stage for all
+    hashes = {r["method_spec"]["stage_hashes"].get("proposals") for r in records.values()}
+    assert len(hashes) == 1
+    assert len(list((root / "cache" / "proposals").iterdir())) == 1
+    assert len(list((root / "cache" / "head").iterdir())) == 4  # baseline+, +ps, +cal, deop
+
+
+def test_table3_layout_with_paper_numbers(smoke_run, capsys):
+    _, root = smoke_run
+    capsys.readouterr()
+    assert main(["table", str(root / "runs"), "--paper", "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Table 3: Ablation")
+    assert "WARNING: random weights" in out
+    assert "| DeOP (ours)" in out and "(38.2," in out  # the paper's COCO hIoU beside ours
+    assert "| simbaseline" in out  # measured rows outside the paper's table are appended
+
+
+def test_rerun_resumes_without_recomputing(smoke_run, capsys):
+    _, root = smoke_run
+    capsys.readouterr()
+    args = ["run", "suites/smoke.yaml", "--out", str(root / "runs"), "--data-root", str(root / "data"),
+            "--cache-dir", str(root / "cache"), "--no-progress", "--only", "coco-stuff/*",
+            "--set", TINY_TRAIN, "--set", "defaults.max_images=3",
+            "--set", "defaults.synthetic={n_train: 8, n_val: 4, size: 64}"]
+    assert main(args) == 0
+    assert "6 skipped (already recorded)" in capsys.readouterr().out
+
+
+def test_speed_suite_smoke_profile(tmp_path, capsys):
+    out = tmp_path / "speed"
+    code = main(["run", "suites/speed.yaml", "--profile", "smoke", "--out", str(out), "--no-progress",
+                 "--only", "vit-b16/matched/simbaseline,vit-b16/matched/deop",
+                 "--set", "benchmarks.vit-b16.options.repeats=1"])
+    assert code == 0
+    records = {r["method"]: r for r in load_records(out)}
+    for rec in records.values():
+        speed = rec["speed"]
+        assert speed["fps"] > 0 and speed["ms_per_image"] == pytest.approx(1000 / speed["fps"])
+        assert speed["batch_size"] == 1 and speed["precision"] == "fp32" and speed["text_cached"] is True
+        assert {"proposals", "clip", "head", "postprocess"} <= set(speed["stages_ms"])
+        assert speed["gmac"] > 0 and 0 < speed["peak_fraction"]
+        assert speed["images"].startswith("synthetic")
+    assert len(records["simbaseline"]["speed"]["crops_per_image"]) == 2  # N' per image
+    assert "x SimBaseline" in capsys.readouterr().out
+
+
+def test_vit_l_cells_are_not_run_on_a_cpu_by_default(tmp_path, capsys):
+    out = tmp_path / "speed"
+    code = main(["run", "suites/speed.yaml", "--out", str(out), "--no-progress",
+                 "--only", "vit-l14-336/matched/deop", "--device", "cpu"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "1 not run here" in text
+    rec = json.loads((out / "vit-l14-336" / "matched" / "deop.json").read_text())
+    assert rec["status"] == "skipped" and "opt in with --set benchmarks.vit-l14-336.options.cpu=true" in rec["error"]

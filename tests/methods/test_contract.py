@@ -1,0 +1,68 @@
+"""A contract test for every registered method: it builds, predicts on a tiny input with the right shapes,
+takes one training step that reaches only its trainable parts, and is timed by the speed task. A new plugin
+gets these tests by being registered, with no test code of its own."""
+
+import pytest
+import torch
+
+from harness.api import MethodEnv
+from harness.registries import METHODS
+
+TINY = {"clip_arch": "tiny-vit-p16", "clip_weights": "random", "proposals": {"preset": "smoke"},
+        "prompt_layers": [1, 2], "test_short_side": 64}
+NAMES = ["red disc", "blue square", "grass"]
+
+
+@pytest.fixture(params=METHODS.names())
+def method(request):
+    return request.param
+
+
+def _build(name, tmp_path):
+    env = MethodEnv(train_dataset="synthetic_coco", data_root=None, cache_dir=tmp_path, device="cpu",
+                    progress=False, log=lambda *a: None)
+    return METHODS.get(name).build_untrained(TINY, env)
+
+
+def test_resolve_gives_a_complete_json_spec(method):
+    import json
+
+    spec = METHODS.get(method).resolve(TINY)
+    assert json.loads(json.dumps(spec)) == json.loads(json.dumps(spec))  # JSON-able for the record
+    assert spec["clip_arch"] == "tiny-vit-p16" and spec["kind"] in ("one-pass", "multi-pass")
+
+
+def test_predict_shapes_and_values(method, tmp_path):
+    fitted = _build(method, tmp_path)
+    image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
+    scores = fitted.segmenter.predict(image, NAMES, seen=torch.tensor([True, True, False]), dataset="synthetic_coco")
+    assert scores.shape == (3, 50, 70)
+    assert torch.isfinite(scores).all() and (scores >= 0).all()
+    assert fitted.weights["clip"]["source"] == "random"  # asked for random weights: recorded as such
+
+
+def test_one_training_step_reaches_only_trainable_parts(method, tmp_path):
+    fitted = _build(method, tmp_path)
+    spec = METHODS.get(method).spec(TINY)
+    segmenter = fitted.segmenter
+    if not spec.trains_head:
+        assert segmenter.trainable_parameters() == []
+        pytest.skip(f"{method} has nothing to train in stage 3 (frozen CLIP, mask pooling / multi-pass)")
+    segmenter.train()
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    labels = torch.randint(0, 3, (2, 64, 64))
+    labels[:, :8] = 255
+    losses = segmenter((images, labels, NAMES))
+    assert set(losses) == {"loss_focal", "loss_dice"}
+    sum(losses.values()).backward()
+    trainable = dict(segmenter.named_parameters())
+    got_grad = {n for n, p in trainable.items() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert got_grad, "no trainable part received a gradient"
+    assert all(trainable[n].requires_grad for n in got_grad)
+    assert not any(n.startswith(("dense.visual.", "maskformer.")) for n in got_grad)  # CLIP and proposals frozen
+    if spec.visual_prompt == "add":
+        assert any("prompt" in n for n in got_grad)
+    if spec.text_prompt == "learnable":
+        assert "text.ctx" in got_grad
+    if spec.cal != "none":
+        assert any(n.startswith("head.") for n in got_grad)
