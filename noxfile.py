@@ -1,29 +1,79 @@
-"""nox sessions: `nox -s tests`, `nox -s lint` (later: speed, regress, reproduce-table1..8).
+"""nox sessions.
 
-Each session installs the project with plain pip into its own venv (uv/poetry would ignore the local torch
-wheels and download gigabytes). Pass extra arguments after `--`, e.g. `nox -s tests -- -k suite`.
+    nox -s tests                           the test suite (same command as the README and CI)
+    nox -s lint                            ruff
+    nox -s speed [-- --profile smoke]      the speed suite (the main job)
+    nox -s regress                         smoke suite + speed ratios, checked against results/reference/
+    nox -s reproduce-table3 [-- --profile smoke]   run a table's suite and print it beside the paper's numbers
+
+Sessions run in the environment nox itself runs in (install once: `pip install -e '.[dev]'`, then use that
+environment's `nox`): one 5 GB torch install serves every session, and pip (not uv) takes the local wheels.
+Arguments after `--` go to `python -m harness run` (e.g. `--profile smoke`, `--set key=value`, `--force`).
 """
+
+import sys
 
 import nox
 
-nox.options.default_venv_backend = "venv"
-nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
+PY = sys.executable
+SUITES = {
+    1: "table1_zero_shot", 2: "table2_cross_dataset", 3: "table3_ablation", 4: "table4_ps", 5: "table5_cal",
+    6: "table6_vit_l", 7: "table7_prompts", 8: "table8_recall",
+}
 
 
-def _install(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+def _require_install(session: nox.Session) -> None:
+    session.run(PY, "-c", "import harness, methods", silent=True,
+                success_codes=[0], external=True)
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    """The test suite (the same command as README and CI)."""
-    _install(session)
-    session.run("pytest", "-q", *session.posargs, env={"HF_HUB_OFFLINE": "1"})
+    """The test suite."""
+    _require_install(session)
+    session.run(PY, "-m", "pytest", "-q", *session.posargs, env={"HF_HUB_OFFLINE": "1"}, external=True)
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def lint(session: nox.Session) -> None:
     """ruff over the code and the tests."""
-    session.install("ruff")
-    session.run("ruff", "check", "harness", "methods", "tests", "noxfile.py", *session.posargs)
+    session.run(PY, "-m", "ruff", "check", "harness", "methods", "tests", "noxfile.py", *session.posargs,
+                external=True)
+
+
+@nox.session(venv_backend="none")
+def speed(session: nox.Session) -> None:
+    """The speed suite: one-pass DeOP (and the ablation rows) against multi-pass SimBaseline."""
+    _require_install(session)
+    session.run(PY, "-m", "harness", "run", "suites/speed.yaml", *session.posargs, external=True)
+
+
+@nox.session(venv_backend="none")
+def regress(session: nox.Session) -> None:
+    """Accuracy (smoke suite) and speed ratios (short speed run) against the stored references."""
+    _require_install(session)
+    out = "runs/regress"
+    session.run(PY, "-m", "harness", "run", "suites/smoke.yaml", "--out", f"{out}/smoke", "--no-progress",
+                *session.posargs, external=True)
+    session.run(PY, "-m", "harness", "check", f"{out}/smoke", "--against", "results/reference/smoke-cpu.yaml",
+                external=True)
+    session.run(PY, "-m", "harness", "run", "suites/speed.yaml", "--profile", "regress", "--out", f"{out}/speed",
+                "--no-progress", external=True)
+    session.run(PY, "-m", "harness", "check", f"{out}/speed", "--against",
+                "results/reference/speed-ratio-cpu.yaml", external=True)
+
+
+def _reproduce(number: int):
+    def session_fn(session: nox.Session) -> None:
+        _require_install(session)
+        suite = f"suites/{SUITES[number]}.yaml"
+        session.run(PY, "-m", "harness", "run", suite, "--paper", *session.posargs, external=True)
+
+    session_fn.__doc__ = f"Run {SUITES[number]} and print Table {number} beside the paper's numbers."
+    session_fn.__name__ = f"reproduce_table{number}"
+    return session_fn
+
+
+for _n in SUITES:
+    nox.session(name=f"reproduce-table{_n}", venv_backend="none")(_reproduce(_n))

@@ -73,6 +73,24 @@ def check_plan(cells: list[Cell]) -> None:
                                   f"(cell {cell.id}): {exc}") from None
 
 
+def preflight(cells: list[Cell], ctx: RunContext, force: bool) -> None:
+    """Everything the cells to run would miss (datasets, weights), reported at once before anything starts."""
+    problems: dict[str, list[str]] = {}
+    for cell in cells:
+        task = TASKS.get(cell.benchmark.task)
+        path = record_path(ctx.out_dir, cell)
+        if not hasattr(task, "preflight") or (not force and not _resume_decision(path, cell, False, None, dry=True)[0]):
+            continue
+        for problem in task.preflight(cell, ctx):
+            problems.setdefault(problem, []).append(cell.id)
+    if problems:
+        lines = [f"- {p} (cells: {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''})" for p, ids in problems.items()]
+        raise HarnessError(
+            f"suite {cells[0].suite!r} (profile {cells[0].profile!r}) cannot run here; nothing was started. "
+            f"Missing:\n" + "\n".join(lines) +
+            "\nProvide what is listed, or run the synthetic profile: --profile smoke.")
+
+
 def record_path(out_dir: Path, cell: Cell) -> Path:
     return out_dir / cell.benchmark.name / cell.setting.name / f"{cell.row.name}.json"
 
@@ -104,8 +122,8 @@ class RunSummary:
         return line
 
 
-def _resume_decision(path: Path, cell: Cell, force: bool, log) -> tuple[bool, str]:
-    """Should this cell run? Returns (run_it, note)."""
+def _resume_decision(path: Path, cell: Cell, force: bool, log, dry: bool = False) -> tuple[bool, str]:
+    """Should this cell run? Returns (run_it, note). ``dry``: decide without touching files."""
     if not path.exists():
         return True, ""
     if force:
@@ -113,6 +131,8 @@ def _resume_decision(path: Path, cell: Cell, force: bool, log) -> tuple[bool, st
     try:
         old = load_record(path)
     except RecordError as exc:
+        if dry:
+            return True, "corrupt record"
         aside = path.with_name(path.name + ".corrupt")
         path.replace(aside)
         log(f"warning: {exc} It was moved to {aside} and the cell is recomputed.")
@@ -169,6 +189,7 @@ def run_suite(suite: Suite, ctx: RunContext, force: bool = False, only: str | No
 
     cells = plan(suite, only)
     check_plan(cells)
+    preflight(cells, ctx, force)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     summary = RunSummary()
     bar = tqdm(cells, desc=f"{suite.name} [{suite.profile}]", unit="cell", disable=not ctx.progress, leave=True)

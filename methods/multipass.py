@@ -25,7 +25,7 @@ from .components.proposals import (
     normalise_images,
 )
 from .components.regions import clip_region_probs, ensemble, region_crops, scatter_to_queries
-from .onepass import pad_with_mean
+from .onepass import ProposalMasks, pad_with_mean
 from .spec import MethodSpec
 
 Timer = Callable[[str], contextlib.AbstractContextManager]
@@ -35,7 +35,7 @@ def _no_timer(_: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-class MultiPassSegmenter(nn.Module):
+class MultiPassSegmenter(ProposalMasks, nn.Module):
     def __init__(self, spec: MethodSpec, clip_model: nn.Module, maskformer: MaskFormer, text: nn.Module,
                  void_embedding: torch.Tensor):
         super().__init__()

@@ -12,13 +12,20 @@ import contextlib
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.data.transforms import resize_shortest_edge
 
 from .components.anchors import ConvHeatmapDecoder, QueryHeatmapDecoder, mask_pooling, masks_to_grid
 from .components.clip_dense import GPS, MPS, CoverageIdentity, DenseCLIP
-from .components.proposals import MaskFormer, class_logits, normalise_images, semantic_inference
+from .components.proposals import (
+    MaskFormer,
+    class_logits,
+    mask_probs_at_image,
+    normalise_images,
+    semantic_inference,
+)
 from .losses import deop_segmentation_loss
 from .spec import MethodSpec
 
@@ -40,7 +47,26 @@ def attention_rules(spec: MethodSpec) -> dict:
     return {}
 
 
-class OnePassSegmenter(nn.Module):
+class ProposalMasks:
+    """What both pipelines share: the frozen proposal network's masks for one image at its original size."""
+
+    spec: MethodSpec
+    maskformer: MaskFormer
+
+    @torch.no_grad()
+    def proposal_masks(self, image: torch.Tensor, *, max_size: int = 2560) -> torch.Tensor:
+        """image (3,H0,W0) uint8 -> (Q,H0,W0) sigmoid mask probabilities (test-time resize, as predict)."""
+        device = next(self.maskformer.parameters()).device
+        h0, w0 = image.shape[-2:]
+        resized, _ = resize_shortest_edge(image.to(device), None, self.spec.test_short_side, max_size)
+        size = tuple(resized.shape[-2:])
+        padded = pad_with_mean(resized.float()[None], self.maskformer.cfg.pixel_mean)
+        mask_logits = self.maskformer(normalise_images(padded, self.maskformer.cfg))["pred_masks"]
+        probs = mask_probs_at_image(mask_logits, size, tuple(padded.shape[-2:]))
+        return F.interpolate(probs, size=(h0, w0), mode="bilinear", align_corners=False)[0]
+
+
+class OnePassSegmenter(ProposalMasks, nn.Module):
     """Frozen MaskFormer + frozen CLIP (+ prompts, PS) + pooling head + text classifier."""
 
     def __init__(self, spec: MethodSpec, clip_model: nn.Module, maskformer: MaskFormer, text: nn.Module,

@@ -149,6 +149,14 @@ class Plugin:
     def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
         return self.spec(options).as_dict()
 
+    def preflight(self, options: Mapping[str, Any]) -> list[str]:
+        """What this method would miss before it starts (weights that cannot be found), as messages."""
+        from .components.weights import weights_problem
+
+        spec = self.spec(options)
+        problem = weights_problem(spec.clip_arch, spec.clip_weights)
+        return [problem] if problem else []
+
     def build_untrained(self, options: Mapping[str, Any], env):
         """The inference graph with untrained stages, for timing (see `pipeline.build_untrained`)."""
         from .pipeline import build_untrained

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="results directory (default: runs/<suite>/<profile>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a suite key, e.g. --set defaults.seed=1 (repeatable)")
+    parser.add_argument("--weights", default=None, metavar="PATH",
+                        help="CLIP weights file for every method (an open_clip checkpoint or OpenAI's ViT-B-16.pt); "
+                             "same as --set settings.<each>.method_options.clip_weights=PATH")
     parser.add_argument("--force", action="store_true", help="recompute cells that are already recorded")
     parser.add_argument("--only", default=None, metavar="GLOB",
                         help="run only cells whose id (benchmark/setting/method) matches, comma-separated globs")
@@ -39,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from .table import print_table
 
     suite = load_suite(args.suite, profile=args.profile, overrides=args.overrides)
+    if args.weights:
+        weights = str(Path(args.weights).resolve())
+        extra = [f"settings.{s.name}.method_options.clip_weights={weights}" for s in suite.settings]
+        suite = load_suite(args.suite, profile=args.profile, overrides=[*args.overrides, *extra])
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process group for the run
         from ..train import distributed
 

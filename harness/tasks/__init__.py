@@ -7,3 +7,4 @@ from ..registries import TASKS
 
 TASKS.register("segmentation", "harness.tasks.segmentation:SEGMENTATION")
 TASKS.register("speed", "harness.tasks.speed:SPEED")
+TASKS.register("recall", "harness.tasks.recall:RECALL")

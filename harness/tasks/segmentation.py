@@ -59,9 +59,33 @@ def _options(cell: Cell) -> dict[str, Any]:
             "train_dataset": train_dataset}
 
 
+def preflight_problems(cell: Cell, ctx: RunContext) -> list[str]:
+    """Missing datasets and weights of a train-and-evaluate cell, found before anything runs."""
+    from ..data import get_info, verify_prepared
+    from ..errors import DataError
+
+    opts = _options(cell)
+    problems = []
+    for name in dict.fromkeys([opts["train_dataset"], cell.benchmark.dataset]):
+        info = get_info(name)
+        if info.synthetic:
+            continue  # generated on first use
+        try:
+            verify_prepared(info, ctx.data_root)
+        except DataError as exc:
+            problems.append(str(exc))
+    plugin = METHODS.get(cell.row.method)
+    if hasattr(plugin, "preflight"):
+        problems += plugin.preflight(cell.method_options)
+    return problems
+
+
 class SegmentationTask:
     def check(self, cell: Cell) -> None:
         _options(cell)
+
+    def preflight(self, cell: Cell, ctx: RunContext) -> list[str]:
+        return preflight_problems(cell, ctx)
 
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
         import torch

@@ -298,3 +298,25 @@ def _offline_message(arch: str, tag: str, tag_cfg: dict, cache_dir: str | None) 
             f"and the network is unavailable (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}). On a "
             f"machine with internet download {' or '.join(sources)}, copy it here and pass it with "
             f"--weights PATH (or place {os.path.basename(url) or 'it'} in {cache}).")
+
+
+def weights_problem(arch: str, pretrained: str | os.PathLike | None, cache_dir: str | None = None) -> str | None:
+    """Why `build_clip(arch, pretrained)` would fail for want of weights, without building anything (None if it
+    would find them): lets a suite report every missing file before its first cell starts."""
+    import open_clip
+
+    if pretrained is None:
+        return f"no weights given for CLIP {arch!r} (a tag, a file, or 'random')."
+    pretrained = os.fspath(pretrained)
+    if pretrained == "random" or Path(pretrained).expanduser().is_file():
+        return None
+    if arch in TINY_ARCHS:
+        return f"{pretrained!r} is not a file, and the tiny architecture {arch!r} has no pretrained tags."
+    tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
+    if not tag_cfg:
+        return f"weights {pretrained!r} for CLIP {arch!r}: neither a file nor a pretrained tag of it."
+    if _cached_tag_file(tag_cfg, cache_dir) is not None:
+        return None
+    if hub_offline() or not network_reachable():
+        return _offline_message(arch, pretrained, tag_cfg, cache_dir)
+    return None
