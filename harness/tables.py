@@ -120,6 +120,8 @@ def record_value(record: dict, metric: str) -> float | None:
 def _fmt(value: float | None, metric: str | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if metric == "fps" and 0 < abs(value) < 1:  # CPU speeds: keep three significant digits, not 0.04
+        return f"{value:.3g}"
     return f"{value:.{decimals(metric)}f}"
 
 

@@ -88,7 +88,8 @@ class OnePassSegmenter(ProposalMasks, nn.Module):
         queries = maskformer.cfg.num_queries
         if spec.cal == "query":
             self.head: nn.Module | None = QueryHeatmapDecoder(d_model=dim, nheads=8, dim_ff=2 * dim,
-                                                              num_layers=spec.cal_layers, num_queries=queries)
+                                                              num_layers=spec.cal_layers, num_queries=queries,
+                                                              dropout=spec.cal_dropout)
         elif spec.cal == "conv":
             self.head = ConvHeatmapDecoder(d=dim, num_layers=spec.cal_layers, variant=spec.conv_variant)
         else:

@@ -52,6 +52,7 @@ class MethodSpec:
     # CAL (paper 4.2, METHOD_SPEC 6): query-based heatmap decoder with K inner layers, or conv-based.
     cal: str = "none"
     cal_layers: int = 1
+    cal_dropout: float = 0.1  # the official decoder dropout; 0 makes DDP and single-process training identical
     conv_variant: str = "paper"
     # Inference (METHOD_SPEC 4, 8, 3): test short side, input statistics (the official DeOP feeds CLIP the
     # ImageNet-normalised tensor), SimBaseline's mask threshold and ensemble lambda per dataset.

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
             for name in registry.names():
                 print(f"  {name}" + (f"    {registry.origin(name)}" if args.origin else ""))
         elif kind == "suites":
-            for path in sorted(suites_dir.glob("*.yaml")):
+            for path in sorted(p for p in suites_dir.glob("*.yaml") if not p.name.startswith("_")):
                 print(f"  {path.relative_to(suites_dir.parent)}")
         else:
             for path in sorted(PAPER_DIR.glob("table*.yaml")):
