@@ -1,0 +1,196 @@
+"""What the paper's Figures 5 and 8 show, for chosen patches of one image through a one-pass method:
+
+- the last CLIP block's self-attention row of the patch, softmax(Q K^T / sqrt(d)) averaged over heads, as
+  vanilla CLIP computes it from that block's input (paper Sec. 4.1, "disorganized" in Fig. 5);
+- the same row under the method's patch severance of the last block (the rule replaces the attention matrix):
+  GPS alpha*I + (1-alpha)*A (paper Eq. 2), the released code's identity scaled by mask coverage
+  (METHOD_SPEC 5a), or MPS softmax_j(m_i . m_j) (METHOD_SPEC 5c);
+- the proposal mask of the segment containing the patch: the proposal q that contributes most to the
+  patch's predicted class k, argmax_q p_q(k) * m_q(patch) (the semantic map is sum_q p_q(k) m_q);
+- that proposal's CAL anchor heatmap (paper Eq. 3 / 4), or, for methods without CAL, its mask-pooling weights.
+
+Everything comes from one `classify` call of the segmenter: forward hooks read the last block's ln_1 output
+(the attention input, prompts and earlier severance included) and the CAL decoder's heatmaps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+
+
+@dataclass
+class PatchMaps:
+    """Maps of one chosen patch. Grid maps are (gh, gw) over the CLIP patches that cover the image."""
+
+    xy: tuple[int, int]  # the chosen pixel (x, y) in the image
+    cell: tuple[int, int]  # its patch (row, col)
+    class_index: int  # the class predicted at the patch
+    proposal: int  # the proposal containing it (see the module docstring)
+    vanilla: np.ndarray  # attention of the patch over the patches, without severance
+    vanilla_cls: float  # attention of the patch on the CLS token (the rest of the row)
+    severed: np.ndarray | None  # the same row under the method's last-block rule (None: the method has none)
+    mask: np.ndarray  # (H, W) the proposal's sigmoid mask at image size
+    heatmap: np.ndarray  # the proposal's CAL heatmap (or mask-pooling weights) on the grid
+
+
+@dataclass
+class AttentionMaps:
+    image: np.ndarray  # (H, W, 3) uint8
+    class_names: list[str]
+    cell_size: tuple[float, float]  # one CLIP patch in image pixels (height, width)
+    severance: str  # the last block's rule, in words
+    heatmap_kind: str
+    patches: list[PatchMaps]
+
+
+def self_attention_rows(attn: nn.MultiheadAttention, x: torch.Tensor, tokens: Sequence[int]) -> torch.Tensor:
+    """Rows ``tokens`` of softmax(Q K^T / sqrt(d_head)) averaged over heads, for the block input ``x`` (T, C)
+    (the ln_1 output). Returns (len(tokens), T); each row sums to 1."""
+    from methods.components.clip_dense import _project_qkv
+
+    heads = attn.num_heads
+    q, k, _ = _project_qkv(attn, x.float()[None])
+    t, c = x.shape
+    q = q[0, list(tokens)].view(len(tokens), heads, c // heads).transpose(0, 1)  # (h, n, d)
+    k = k[0].view(t, heads, c // heads).transpose(0, 1)  # (h, T, d)
+    weights = (q @ k.transpose(-1, -2) / math.sqrt(c // heads)).softmax(-1)
+    return weights.mean(0)
+
+
+def severed_rows(rule, vanilla: torch.Tensor, tokens: Sequence[int], mask_tokens: torch.Tensor | None,
+                 ) -> torch.Tensor | None:
+    """The rows of the matrix that ``rule`` mixes the values with, for the same tokens (see module docstring).
+    ``mask_tokens`` (T, N): proposal probabilities per token, CLS row of ones (as the rules get them)."""
+    from methods.components.clip_dense import GPS, MPS, CoverageIdentity
+
+    identity = F.one_hot(torch.as_tensor(list(tokens)), vanilla.shape[-1]).to(vanilla)
+    if isinstance(rule, GPS):
+        return rule.alpha * identity + (1.0 - rule.alpha) * vanilla
+    if isinstance(rule, CoverageIdentity):
+        return identity * mask_tokens[list(tokens)].sum(-1, keepdim=True).to(vanilla)
+    if isinstance(rule, MPS):
+        m = mask_tokens.float()
+        return (m[list(tokens)] @ m.T).softmax(-1).to(vanilla)
+    return None  # no rule on the last block: CLIP's own attention
+
+
+def describe_rule(rule) -> str:
+    from methods.components.clip_dense import GPS, MPS, CoverageIdentity
+
+    if isinstance(rule, GPS):
+        return f"GPS alpha={rule.alpha:g}"
+    if isinstance(rule, CoverageIdentity):
+        return "identity x mask coverage"
+    if isinstance(rule, MPS):
+        return "MPS"
+    return "none"
+
+
+@torch.no_grad()
+def attention_maps(segmenter, image: np.ndarray, class_names: Sequence[str],
+                   patches: Sequence[tuple[int, int]] | None = None, n_auto: int = 3,
+                   max_size: int = 2560) -> AttentionMaps:
+    """The maps of the module docstring for ``image`` (H, W, 3) uint8. ``patches``: pixels (x, y) to show; None
+    picks one patch in each of the ``n_auto`` largest predicted segments (its most confident patch)."""
+    from methods.components.anchors import masks_to_grid
+    from methods.components.proposals import class_probs_without_void, mask_probs_at_image
+    from methods.onepass import pad_with_mean
+
+    from ..data.transforms import resize_shortest_edge
+
+    if not hasattr(segmenter, "classify") or not hasattr(segmenter, "dense"):
+        raise ConfigError(f"attention figures need a one-pass method (CLIP sees the whole image once); "
+                          f"{type(segmenter).__name__} classifies crops. Use --method deop or a baseline.")
+    dense = segmenter.dense
+    device = segmenter.void_embedding.device
+    h0, w0 = image.shape[:2]
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(device)
+    resized, _ = resize_shortest_edge(tensor, None, segmenter.spec.test_short_side, max_size)
+    hr, wr = resized.shape[-2:]
+    padded = pad_with_mean(resized.float()[None], segmenter.maskformer.cfg.pixel_mean)
+
+    captured: dict[str, torch.Tensor] = {}
+    last = dense.visual.transformer.resblocks[-1]
+    hooks = [last.ln_1.register_forward_hook(lambda _m, _i, out: captured.__setitem__("x", out))]
+    if segmenter.head is not None:
+        hooks.append(segmenter.head.register_forward_hook(lambda _m, _i, out: captured.__setitem__("heat", out[1])))
+    try:
+        logits, mask_logits = segmenter.classify(padded, list(class_names))
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+    grid = dense.grid_for(*padded.shape[-2:])
+    ph, pw = dense.patch_size
+    inside = (math.ceil(hr / ph), math.ceil(wr / pw))  # the cells that cover the image, not the padding
+    x = captured["x"]
+    x = x[0] if x.shape[0] == 1 else x[:, 0]  # (T, C); open_clip blocks that are not batch-first see (T, B, C)
+    probs = class_probs_without_void(logits[0])  # (Q, K)
+    masks = masks_to_grid(mask_logits, grid)[0]  # (Q, gh, gw)
+    scores = torch.einsum("qk,qhw->khw", probs, masks)[:, : inside[0], : inside[1]]
+    scale = (hr / h0, wr / w0)
+    cells = (_cells_from_pixels(patches, scale, (ph, pw), inside, (h0, w0)) if patches is not None
+             else _auto_cells(scores, n_auto))
+
+    tokens = [1 + r * grid[1] + c for r, c in cells]
+    vanilla = self_attention_rows(last.attn, x, tokens)
+    rule = dense.attention_rules.get(len(dense.visual.transformer.resblocks) - 1)
+    mask_tokens = None
+    if rule is not None and rule.needs_masks:
+        mask_tokens = dense._mask_tokens(mask_logits, grid, tuple(padded.shape[-2:]), 1)[0]  # the rule's own input
+    severed = severed_rows(rule, vanilla, tokens, mask_tokens)
+
+    def on_grid(row: torch.Tensor) -> np.ndarray:
+        return row[1:].view(grid)[: inside[0], : inside[1]].cpu().numpy()
+
+    out = []
+    for i, (r, c) in enumerate(cells):
+        k = int(scores[:, r, c].argmax())
+        q = int((probs[:, k] * masks[:, r, c]).argmax())
+        mask = mask_probs_at_image(mask_logits[:, q: q + 1], (hr, wr), tuple(padded.shape[-2:]))
+        mask = F.interpolate(mask, size=(h0, w0), mode="bilinear", align_corners=False)[0, 0]
+        heat = captured["heat"][0, q] if "heat" in captured else masks[q]
+        xy = patches[i] if patches is not None else (int((c + 0.5) * pw / scale[1]), int((r + 0.5) * ph / scale[0]))
+        out.append(PatchMaps(
+            xy=(int(xy[0]), int(xy[1])), cell=(r, c), class_index=k, proposal=q, vanilla=on_grid(vanilla[i]),
+            vanilla_cls=float(vanilla[i, 0]), severed=None if severed is None else on_grid(severed[i]),
+            mask=mask.cpu().numpy(), heatmap=heat[: inside[0], : inside[1]].float().cpu().numpy()))
+    spec = segmenter.spec
+    kind = f"CAL {spec.cal} heatmap" if segmenter.head is not None else "mask pooling weights (no CAL)"
+    return AttentionMaps(image=image, class_names=list(class_names), cell_size=(ph / scale[0], pw / scale[1]),
+                         severance=describe_rule(rule), heatmap_kind=kind, patches=out)
+
+
+def _cells_from_pixels(patches: Sequence[tuple[int, int]], scale: tuple[float, float], patch: tuple[int, int],
+                       inside: tuple[int, int], size: tuple[int, int]) -> list[tuple[int, int]]:
+    cells = []
+    for x, y in patches:
+        if not (0 <= x < size[1] and 0 <= y < size[0]):
+            raise ConfigError(f"patch ({x}, {y}) lies outside the {size[1]}x{size[0]} image; give pixel "
+                              "coordinates x,y inside it.")
+        cells.append((min(int(y * scale[0] // patch[0]), inside[0] - 1),
+                      min(int(x * scale[1] // patch[1]), inside[1] - 1)))
+    return cells
+
+
+def _auto_cells(scores: torch.Tensor, n: int) -> list[tuple[int, int]]:
+    """One cell per predicted segment, largest segments first: the cell where its class scores highest."""
+    labels = scores.argmax(0)
+    counts = torch.bincount(labels.flatten(), minlength=scores.shape[0])
+    cells = []
+    for k in counts.argsort(descending=True)[:n].tolist():
+        if counts[k] == 0:
+            break
+        masked = torch.where(labels == k, scores[k], torch.full_like(scores[k], -1.0))
+        flat = int(masked.argmax())
+        cells.append(divmod(flat, scores.shape[-1]))
+    return cells

@@ -1,0 +1,118 @@
+"""The demo's inputs: image files (and directories of them), read with a size limit, and class names.
+
+Bad input never stops the whole run: a file that is not a readable image is skipped with the reason, and the
+rest go on. Class lists that cannot mean what the user wants (empty, duplicates) are errors before any model is
+built, since a duplicated name would split its pixels between two identical text embeddings.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import ConfigError, DataError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+ORIENTATION_TAG = 0x0112
+MIN_SIDE = 4  # below this a ViT patch grid of the resized image is degenerate
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An RGB image as the demo segments it; ``original_size`` (H, W) before the size limit."""
+
+    path: Path
+    pixels: np.ndarray  # (H, W, 3) uint8
+    original_size: tuple[int, int]
+
+    @property
+    def resized(self) -> bool:
+        return self.pixels.shape[:2] != self.original_size
+
+
+def collect_images(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """Files to process, in order, and notes. A directory contributes its files with image suffixes (sorted,
+    not recursive); a file named explicitly is always tried, whatever its suffix; a missing path is a note."""
+    files: list[Path] = []
+    notes: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            others = sum(1 for p in path.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
+            if not found:
+                notes.append(f"{path}: no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
+            if others:
+                notes.append(f"{path}: ignored {others} file(s) without an image suffix.")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            notes.append(f"{path}: no such file or directory; skipped.")
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    return [Path(p) for p in unique], notes
+
+
+def read_image(path: Path, max_side: int) -> LoadedImage:
+    """Read ``path`` as RGB (EXIF orientation applied, alpha dropped, first frame of an animation), shrunk so
+    that its longer side is at most ``max_side``. Raises `DataError` naming the file when it cannot be used."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                rotated = img.getexif().get(ORIENTATION_TAG) in (5, 6, 7, 8)  # EXIF transposes swap sides
+                original = (img.width, img.height) if rotated else (img.height, img.width)
+                if max(original) > max_side:
+                    img.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, much faster
+                img = ImageOps.exif_transpose(img).convert("RGB")
+                if max(img.size) > max_side:
+                    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+                pixels = np.asarray(img, dtype=np.uint8).copy()
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{path} is not an image the demo can read ({type(exc).__name__}: {exc}).") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"{path} cannot be read as an image ({type(exc).__name__}: {exc}).") from None
+    if min(pixels.shape[:2]) < MIN_SIDE:
+        raise DataError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} pixels: too small to segment "
+                        f"(each side needs at least {MIN_SIDE}).")
+    return LoadedImage(path=path, pixels=pixels, original_size=original)
+
+
+def parse_classes(value: str) -> list[str]:
+    """Class names from ``--classes``: comma-separated text ("cat, grass, sky"), a text file with one name per
+    line (blank lines and ``#`` comments ignored), or ``dataset:NAME`` for a catalogued dataset's classes.
+    Raises `ConfigError` for an empty list or for duplicates (compared case- and space-insensitively)."""
+    if value.startswith("dataset:"):
+        from ..data import get_info
+
+        names = list(get_info(value.removeprefix("dataset:").strip()).class_names)
+        source = value
+    elif Path(value).is_file():
+        text = Path(value).read_text(encoding="utf-8")
+        names = [line.split("#", 1)[0] for line in text.splitlines()]
+        source = f"file {value}"
+    else:
+        names = value.split(",")
+        source = f"--classes {value!r}"
+    names = [re.sub(r"\s+", " ", n).strip() for n in names]
+    names = [n for n in names if n]
+    if not names:
+        raise ConfigError(f"no class names in {source}. Give names separated by commas "
+                          f"(--classes \"cat, grass, sky\"), a file with one name per line, or dataset:NAME.")
+    seen: dict[str, str] = {}
+    duplicates = []
+    for name in names:
+        key = name.casefold()
+        if key in seen:
+            duplicates.append(name if name == seen[key] else f"{seen[key]!r}/{name!r}")
+        seen.setdefault(key, name)
+    if duplicates:
+        raise ConfigError(f"duplicate class name(s) in {source}: {', '.join(map(str, dict.fromkeys(duplicates)))}. "
+                          "Each class must appear once: two identical prompts would split the class's pixels "
+                          "between them. Remove the repeats (or name the classes apart).")
+    return names
