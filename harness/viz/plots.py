@@ -67,6 +67,14 @@ def speed_accuracy_plot(records: Sequence[dict[str, Any]], path: str | Path, x: 
                         ) -> list[Point]:
     """Write the scatter plot of ``y`` against ``x`` per method to ``path`` (any matplotlib format: .png, .pdf,
     .svg) and return its points. Raises `RecordError` when no method has both figures."""
+    fig, points = speed_accuracy_figure(records, x, y)
+    save(fig, Path(path))
+    return points
+
+
+def speed_accuracy_figure(records: Sequence[dict[str, Any]], x: str = "fps", y: str = "hiou",
+                          ) -> tuple[Figure, list[Point]]:
+    """The figure of `speed_accuracy_plot` and its points, unsaved."""
     points, notes = pair_points(records, x, y)
     if not points:
         have_x = sorted({r["method"] for r in records if record_value(r, x) is not None})
@@ -106,8 +114,7 @@ def speed_accuracy_plot(records: Sequence[dict[str, Any]], path: str | Path, x: 
     ax.set_title(title, fontsize=9, color=WARNING_COLOUR if random else "black")
     if notes:
         fig.text(0.01, 0.005, "left out: " + "; ".join(notes), fontsize=6, wrap=True, va="bottom")
-    save(fig, Path(path))
-    return points
+    return fig, points
 
 
 def _speed_key(record: dict[str, Any], key: str) -> Any:
