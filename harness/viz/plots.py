@@ -98,6 +98,7 @@ def speed_accuracy_figure(records: Sequence[dict[str, Any]], x: str = "fps", y: 
     ax.set_xlabel(f"{METRIC_LABELS.get(x, x)} (higher is faster)" if x == "fps" else METRIC_LABELS.get(x, x))
     ax.set_ylabel(METRIC_LABELS.get(y, y) + (" (%)" if y in ("hiou", "miou", "miou_seen", "miou_unseen") else ""))
     ax.grid(True, alpha=0.3)
+    ax.margins(0.15)  # room for the method names beside the outermost points
     if len(benchmarks) > 1:
         from matplotlib.lines import Line2D
 
@@ -113,7 +114,10 @@ def speed_accuracy_figure(records: Sequence[dict[str, Any]], x: str = "fps", y: 
         title += f"\nspeed on {', '.join(devices)}"
     ax.set_title(title, fontsize=9, color=WARNING_COLOUR if random else "black")
     if notes:
-        fig.text(0.01, 0.005, "left out: " + "; ".join(notes), fontsize=6, wrap=True, va="bottom")
+        import textwrap
+
+        # a suplabel, so that the constrained layout makes room for it under the axis label
+        fig.supxlabel(textwrap.fill("left out: " + "; ".join(notes), 130), fontsize=6, ha="left", x=0.01)
     return fig, points
 
 
