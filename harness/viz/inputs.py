@@ -67,8 +67,9 @@ def read_image(path: Path, max_side: int) -> LoadedImage:
             with Image.open(path) as img:
                 rotated = img.getexif().get(ORIENTATION_TAG) in (5, 6, 7, 8)  # EXIF transposes swap sides
                 original = (img.width, img.height) if rotated else (img.height, img.width)
-                if max(original) > max_side:
-                    img.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, much faster
+                if max(original) > max_side:  # JPEG: decode at the smallest DCT scale still >= the target
+                    shrink = max_side / max(original)
+                    img.draft("RGB", (max(1, int(img.width * shrink)), max(1, int(img.height * shrink))))
                 img = ImageOps.exif_transpose(img).convert("RGB")
                 if max(img.size) > max_side:
                     img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
