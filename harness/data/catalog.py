@@ -16,6 +16,7 @@ from harness.registries import DATASETS
 
 from .class_names.ade20k import ADE_150_NAMES, ADE_847_NAMES
 from .class_names.coco_stuff import COCO_STUFF_CATEGORIES, COCO_STUFF_UNSEEN_RAW
+from .class_names.miniworld import MINIWORLD_NAMES, MINIWORLD_RAW, MINIWORLD_UNSEEN
 from .class_names.pascal import PC_59_NAMES, PC_459_NAMES, VOC_20_NAMES, VOC_20_UNSEEN
 from .class_names.synthetic import (
     SYNTHETIC_ADE_NAMES,
@@ -178,6 +179,27 @@ SYNTHETIC_ADE = _synthetic(
      "val_labels": "synthetic_ade/annotations_detectron2/validation"},
 )
 
+# MiniWorld (issue 9): named stuff and things with a seen/unseen split, for the `miniworld` profile, whose tiny
+# CLIP is pretrained on captions of the same world (harness.data.miniworld). 64 px scenes, like the smoke sets.
+MINIWORLD = DatasetInfo(
+    name="miniworld",
+    title="MiniWorld (15 seen / 5 unseen; drawn scenes, COCO-Stuff format)",
+    class_names=MINIWORLD_NAMES,
+    raw_ids=MINIWORLD_RAW,
+    unseen=MINIWORLD_UNSEEN,
+    raw_format="coco_stuff",
+    layout=Layout(
+        train=SplitLayout("miniworld/train2017", "miniworld/stuffthingmaps_detectron2/train2017_base"),
+        val=SplitLayout("miniworld/val2017", "miniworld/stuffthingmaps_detectron2/val2017"),
+    ),
+    test_short_side=64,
+    test_max_size=160,
+    train=_SYNTHETIC_TRAIN,
+    synthetic=True,
+    source="harness.data.miniworld (drawn by harness.data.synthetic, written in COCO-Stuff's raw format, "
+           "prepared by the real converter)",
+)
+
 _ENTRIES: dict[str, str] = {
     "coco_stuff_171": "COCO_STUFF_171",
     "voc_20": "VOC_20",
@@ -192,3 +214,5 @@ _ENTRIES: dict[str, str] = {
 }
 for _name, _attr in _ENTRIES.items():
     DATASETS.register(_name, f"harness.data.catalog:{_attr}")
+# Through its package, so that asking for MiniWorld also gives the shared generator its classes' appearances.
+DATASETS.register("miniworld", "harness.data.miniworld:MINIWORLD")

@@ -12,7 +12,11 @@ Rules (DESIGN "Profiles, weights and data"):
   (`ViT-B-16.pt`, `ViT-L-14-336px.pt`), loaded as plain state dicts; OpenAI weights always get QuickGELU
   (METHOD_SPEC 12.18).
 - Tiny configurations (`tiny-vit-p16`, `tiny-vit-p14`) for tests and the smoke profile: real CLIP structure,
-  real tokenizer vocabulary, a few layers of width 64.
+  real tokenizer vocabulary, a few layers of width 64. `miniworld-vit-p8` is the CLIP the project pretrains
+  itself on MiniWorld (`python -m harness miniworld pretrain`, checkpoint `results/miniworld/clip.pt`).
+- Pruned token embeddings: a checkpoint may keep only the token-embedding rows its vocabulary uses (a dict with
+  `state_dict` and `token_embedding_rows`, the kept row ids); loading expands them to the full vocabulary with
+  zeros elsewhere (`prune_token_embedding` / `expand_token_embedding`).
 """
 
 from __future__ import annotations
@@ -45,7 +49,18 @@ TINY_ARCHS: dict[str, dict[str, Any]] = {
         "vision_cfg": {"image_size": 56, "layers": 3, "width": 64, "head_width": 32, "patch_size": 14},
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
     },
+    # MiniWorld's CLIP (issue 9): a 4-layer width-128 ViT with 8-px patches at 64 px (an 8x8 grid, like
+    # ViT-B/16's 14x14 at 224 px in spirit) and a 3-layer width-128 text tower, trained on MiniWorld captions.
+    "miniworld-vit-p8": {
+        "embed_dim": 128,
+        "quick_gelu": True,
+        "vision_cfg": {"image_size": 64, "layers": 4, "width": 128, "head_width": 32, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 3},
+    },
 }
+
+TOKEN_ROWS_KEY = "token_embedding_rows"  # in a pruned checkpoint: the ids of the token-embedding rows it keeps
+TOKEN_EMBEDDING = "token_embedding.weight"
 
 PRECISIONS = ("fp32", "fp16", "bf16", "pure_fp16", "pure_bf16")
 _OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -236,6 +251,8 @@ def _load_file(model, path: Path, arch: str, torchscript: bool) -> None:
             state = {k: v for k, v in state.items() if k in expected or not (
                 k in _OPENAI_EXTRA_KEYS or k.endswith("attn_mask"))}
             model.load_state_dict(state, strict=True)
+        elif (pruned := _read_pruned(path)) is not None:
+            model.load_state_dict(expand_token_embedding(pruned, model.token_embedding.num_embeddings), strict=True)
         else:
             open_clip.load_checkpoint(model, str(path), strict=True)
     except (RuntimeError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
@@ -243,6 +260,49 @@ def _load_file(model, path: Path, arch: str, torchscript: bool) -> None:
         raise WeightsError(f"Could not load {path} into CLIP {arch!r}: {first_line}. Check that the file holds "
                            f"weights of this architecture (an open_clip checkpoint or OpenAI's TorchScript "
                            f"archive).") from exc
+
+
+def prune_token_embedding(state_dict: dict, keep: list[int] | tuple[int, ...]) -> dict:
+    """A checkpoint dict that keeps only the token-embedding rows `keep` (sorted, unique row ids).
+
+    A text tower reads only the rows of the tokens it is given, so a model used with a small vocabulary (e.g.
+    MiniWorld's words and the prompt templates) loses nothing; 49,408 rows would otherwise dominate its size.
+    """
+    import torch
+
+    rows = torch.tensor(sorted(set(int(i) for i in keep)), dtype=torch.long)
+    state = dict(state_dict)
+    state[TOKEN_EMBEDDING] = state[TOKEN_EMBEDDING][rows].clone()
+    return {"state_dict": state, TOKEN_ROWS_KEY: rows}
+
+
+def expand_token_embedding(checkpoint: dict, vocab_size: int) -> dict:
+    """The full state dict of a pruned checkpoint: kept rows in place, zeros elsewhere."""
+    import torch
+
+    state = dict(checkpoint["state_dict"])
+    rows = torch.as_tensor(checkpoint[TOKEN_ROWS_KEY], dtype=torch.long)
+    kept = state[TOKEN_EMBEDDING]
+    if rows.ndim != 1 or len(rows) != kept.shape[0] or len(rows.unique()) != len(rows) or (
+            len(rows) and not 0 <= int(rows.min()) <= int(rows.max()) < vocab_size):
+        raise ValueError(f"pruned token embedding: {len(rows)} row ids for {kept.shape[0]} rows must be distinct "
+                         f"ids in [0, {vocab_size})")
+    full = torch.zeros(vocab_size, kept.shape[1], dtype=kept.dtype)
+    full[rows] = kept
+    state[TOKEN_EMBEDDING] = full
+    return state
+
+
+def _read_pruned(path: Path) -> dict | None:
+    """The checkpoint dict when `path` is a pruned-vocabulary checkpoint (a torch zip file), else None."""
+    import torch
+
+    if path.suffix == ".safetensors" or not zipfile.is_zipfile(path):
+        return None
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if isinstance(checkpoint, dict) and TOKEN_ROWS_KEY in checkpoint:
+        return checkpoint
+    return None
 
 
 def _resolve_tag_file(arch: str, tag: str, tag_cfg: dict, cache_dir: str | None) -> Path:

@@ -1,0 +1,28 @@
+"""MiniWorld: a procedurally drawn world with named classes, a tiny CLIP pretrained on its captions, and a
+seen/unseen split, so every suite runs end to end on a CPU with numbers that mean something (issue 9).
+
+- `world`: the stuff textures and thing shapes, scenes and captions (numpy and PIL only).
+- `recipe`: the pretraining recipe as data; `pretrain`: contrastive pretraining of the tiny CLIP
+  (``python -m harness miniworld pretrain``).
+- `probe`: what the pretrained CLIP knows without any segmentation training: image-level accuracy and
+  training-free dense patch classification (vanilla, GPS, last layer dropped).
+
+The dataset itself (`miniworld`, COCO-Stuff raw format, 15 seen / 5 unseen classes) is the catalog entry
+`harness.data.catalog.MINIWORLD`; the registry reaches it through this package (``MINIWORLD`` below), so that
+asking for the dataset also gives the shared scene generator its classes' appearances. Importing the package
+alone stays light: the attribute loads `world` on first access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MINIWORLD":
+        from ..catalog import MINIWORLD
+        from .world import register_appearances
+
+        register_appearances()
+        return MINIWORLD
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
