@@ -6,6 +6,8 @@ every method of a suite with the same CLIP, prompts and proposal settings reuses
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,17 @@ class Fitted:
     stages: dict[str, Any] = field(default_factory=dict)
 
 
+@contextlib.contextmanager
+def seeded(seed: int, part: str):
+    """Initialise ``part`` from its own seed: torch seeds each process randomly, so every random initialisation
+    (prompt context, proposal network, prompts, heads) must be seeded to make runs repeatable, and seeding each
+    part by name keeps it independent of what was built before it."""
+    digest = hashlib.sha256(f"{seed}:{part}".encode()).digest()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int.from_bytes(digest[:8], "little"))
+        yield
+
+
 def _clip_identity(info) -> dict[str, Any]:
     return {"arch": info.arch, "source": info.source, "tag": info.tag, "sha256": info.sha256, "seed": info.seed}
 
@@ -59,7 +72,8 @@ def build_segmenter(name: str, spec: MethodSpec, env) -> Fitted:
         text = TextEncoder(clip_model, mode="templates", templates=spec.templates).to(device)
         text_identity: dict[str, Any] = {"templates": spec.templates}
     else:
-        text = TextEncoder(clip_model, mode="learnable", n_ctx=spec.n_ctx).to(device)
+        with seeded(env.seed, "text"):
+            text = TextEncoder(clip_model, mode="learnable", n_ctx=spec.n_ctx).to(device)
         prompt_spec = {**base, "n_ctx": spec.n_ctx, "background_fill": spec.background_fill,
                        "schedule": schedules.get("prompts", {})}
         directory, meta = run_stage(
@@ -71,7 +85,8 @@ def build_segmenter(name: str, spec: MethodSpec, env) -> Fitted:
         text_identity = {"prompts": meta["hash"]}
 
     # Stage 2: the proposal network with the stage-1 text classifier of the seen classes.
-    maskformer = build_maskformer(spec, int(clip_model.text_projection.shape[1])).to(device)
+    with seeded(env.seed, "proposals"):
+        maskformer = build_maskformer(spec, int(clip_model.text_projection.shape[1])).to(device)
     with torch.no_grad():
         seen_text = text(info.seen_names).float()
     proposal_spec = {**base, **text_identity, "maskformer": dict(spec.proposals),
@@ -83,19 +98,18 @@ def build_segmenter(name: str, spec: MethodSpec, env) -> Fitted:
     stages["proposals"] = meta
 
     void = maskformer.void_embedding.detach()
-    if spec.kind == "multi-pass":
-        segmenter: nn.Module = MultiPassSegmenter(spec, clip_model, maskformer, text, void).to(device)
-    else:
-        segmenter = OnePassSegmenter(spec, clip_model, maskformer, text, void).to(device)
-        if spec.trains_head:  # stage 3
-            head_spec = {**base, **text_identity, "proposals": meta["hash"],
-                         "method": {k: v for k, v in spec.as_dict().items() if k not in INFERENCE_ONLY},
-                         "schedule": schedules.get("head", {})}
-            directory, head_meta = run_stage(env.cache_dir, "head", head_spec,
-                                             lambda d: train_head(segmenter, env, d, schedules.get("head", {})),
-                                             env.log)
-            load_head(segmenter, directory)
-            stages["head"] = head_meta
+    with seeded(env.seed, "head"):
+        cls = MultiPassSegmenter if spec.kind == "multi-pass" else OnePassSegmenter
+        segmenter: nn.Module = cls(spec, clip_model, maskformer, text, void).to(device)
+    if spec.kind == "one-pass" and spec.trains_head:  # stage 3
+        head_spec = {**base, **text_identity, "proposals": meta["hash"],
+                     "method": {k: v for k, v in spec.as_dict().items() if k not in INFERENCE_ONLY},
+                     "schedule": schedules.get("head", {})}
+        directory, head_meta = run_stage(env.cache_dir, "head", head_spec,
+                                         lambda d: train_head(segmenter, env, d, schedules.get("head", {})),
+                                         env.log)
+        load_head(segmenter, directory)
+        stages["head"] = head_meta
     segmenter.eval()
     weights = {"clip": clip_info.as_record(), "proposal_backbone": maskformer.weights_info,
                "stages": {k: v["hash"] for k, v in stages.items()}}
@@ -119,13 +133,15 @@ def build_untrained(name: str, spec: MethodSpec, env, random_fallback: bool = Tr
         clip_record = {**clip_info.as_record(), "fallback": f"asked for {spec.clip_weights!r}: {exc}"}
     clip_model = clip_model.to(device)
     mode = "templates" if spec.text_prompt == "templates" else "learnable"
-    text = (TextEncoder(clip_model, mode="templates", templates=spec.templates) if mode == "templates"
-            else TextEncoder(clip_model, mode="learnable", n_ctx=spec.n_ctx)).to(device)
-    torch.manual_seed(env.seed)
-    maskformer = build_maskformer(spec, int(clip_model.text_projection.shape[1])).to(device)
+    with seeded(env.seed, "text"):
+        text = (TextEncoder(clip_model, mode="templates", templates=spec.templates) if mode == "templates"
+                else TextEncoder(clip_model, mode="learnable", n_ctx=spec.n_ctx)).to(device)
+    with seeded(env.seed, "proposals"):
+        maskformer = build_maskformer(spec, int(clip_model.text_projection.shape[1])).to(device)
     void = maskformer.void_embedding.detach()
     cls = MultiPassSegmenter if spec.kind == "multi-pass" else OnePassSegmenter
-    segmenter = cls(spec, clip_model, maskformer, text, void).to(device).eval()
+    with seeded(env.seed, "head"):
+        segmenter = cls(spec, clip_model, maskformer, text, void).to(device).eval()
     weights = {"clip": clip_record, "proposal_backbone": maskformer.weights_info,
                "stages": "random (untrained: timing only)"}
     return Fitted(name=name, spec=spec, segmenter=segmenter, weights=weights)

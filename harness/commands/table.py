@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="console", choices=("console", "md", "latex", "csv"))
     parser.add_argument("--paper", action="store_true", help="put the paper's numbers beside ours")
     parser.add_argument("--output", default=None, help="write the table to this file instead of stdout")
+    parser.add_argument("--plot", default=None, metavar="FILE",
+                        help="also write FPS against hIoU per method to FILE (.png/.pdf/.svg)")
 
 
 def print_table(directory: Path, layout_name: str | None, fmt: str, paper: bool, output: str | None = None) -> None:
@@ -49,4 +51,10 @@ def run(args: argparse.Namespace) -> int:
         source = Path("runs") / suite.name / suite.profile
         layout = layout or suite.table
     print_table(source, layout, args.format, args.paper, args.output)
+    if args.plot:
+        from ..results import load_records
+        from ..viz.plots import speed_accuracy_plot
+
+        points = speed_accuracy_plot(load_records(source), args.plot)
+        print(f"wrote {args.plot} ({len(points)} points)")
     return 0
