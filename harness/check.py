@@ -188,7 +188,9 @@ def build_reference(results_dir: str | Path, metrics: list[str], tolerance: floa
               "measured_with": {"profile": sorted({r.get("profile") for r in records}),
                                 "suite": sorted({r.get("suite") for r in records}),
                                 "git_sha": first["env"].get("git_sha"), "device": first["env"].get("device_name"),
+                                "threads": first["env"].get("threads"),
                                 "torch": first["env"].get("torch")}}
     lines = [yaml.safe_dump(header, sort_keys=False).rstrip(), "checks:"]
-    lines += [f"  - {yaml.safe_dump(c, default_flow_style=True, sort_keys=False).strip()}" for c in checks]
+    lines += [f"  - {yaml.safe_dump(c, default_flow_style=True, sort_keys=False, width=10**6).strip()}"
+              for c in checks]
     return "\n".join(lines) + "\n"

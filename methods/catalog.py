@@ -4,7 +4,7 @@ Adding a method: write ``methods/<name>.py`` with a plugin object (see ``harness
 add one ``METHODS.register(...)`` line here.
 """
 
-from harness.registries import METHODS
+from harness.registries import METHODS, TOOLS
 
 METHODS.register("baseline", "methods.baseline:BASELINE")
 METHODS.register("baseline+", "methods.baseline:BASELINE_PLUS")
@@ -12,3 +12,6 @@ METHODS.register("baseline+ps", "methods.deop:BASELINE_PLUS_PS")
 METHODS.register("baseline+cal", "methods.deop:BASELINE_PLUS_CAL")
 METHODS.register("deop", "methods.deop:DEOP")
 METHODS.register("simbaseline", "methods.simbaseline:SIMBASELINE")
+
+TOOLS.register("demo-model", "methods.inspect.demo_model:load_demo_model")
+TOOLS.register("attention-maps", "methods.inspect.attention:attention_maps")

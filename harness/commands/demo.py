@@ -83,9 +83,11 @@ def parse_patches(items: list[str] | None) -> list[tuple[int, int]] | None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, DataError
+    from ..registries import TOOLS
     from ..viz.demo import MEANINGLESS_BANNER, run_demo
     from ..viz.inputs import collect_images, parse_classes
-    from ..viz.model import load_demo_model
+
+    load_demo_model = TOOLS.get("demo-model")
 
     names = parse_classes(args.classes)  # bad class lists fail before anything slow
     patches = parse_patches(args.patches)

@@ -19,7 +19,6 @@ from tqdm import tqdm
 from ..errors import DataError
 from .figures import attention_figure, demo_panel, save
 from .inputs import read_image
-from .model import DemoModel
 from .overlay import blend_overlay, pixel_shares, save_label_png, save_rgb_png
 
 MEANINGLESS_BANNER = "UNTRAINED OR RANDOM WEIGHTS: THIS OUTPUT IS MEANINGLESS"
@@ -42,7 +41,7 @@ class DemoSummary:
     summary_path: Path | None = None
 
 
-def run_demo(model: DemoModel, files: Sequence[Path], class_names: Sequence[str], out_dir: Path, *,
+def run_demo(model: Any, files: Sequence[Path], class_names: Sequence[str], out_dir: Path, *,
              max_side: int, predict_max_size: int = 2560, figure: bool = False,
              patches: Sequence[tuple[int, int]] | None = None, progress: bool = True,
              log: Callable[[str], None] = tqdm.write) -> DemoSummary:
@@ -69,7 +68,9 @@ def run_demo(model: DemoModel, files: Sequence[Path], class_names: Sequence[str]
         outputs, shares = segment_one(model, loaded.pixels, names, out_dir, stem,
                                       predict_max_size=predict_max_size, warning=warning, title=path.name)
         if figure:
-            from .attention import attention_maps
+            from ..registries import TOOLS
+
+            attention_maps = TOOLS.get("attention-maps")
 
             maps = attention_maps(model.segmenter, loaded.pixels, names, patches=patches,
                                   max_size=predict_max_size)
@@ -81,7 +82,7 @@ def run_demo(model: DemoModel, files: Sequence[Path], class_names: Sequence[str]
     return summary
 
 
-def segment_one(model: DemoModel, pixels: np.ndarray, names: list[str], out_dir: Path, stem: str, *,
+def segment_one(model: Any, pixels: np.ndarray, names: list[str], out_dir: Path, stem: str, *,
                 predict_max_size: int, warning: str | None, title: str) -> tuple[dict[str, Path], dict[str, float]]:
     """Predict one (H, W, 3) uint8 image and write its files; returns their paths by kind and the shares."""
     image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
@@ -114,7 +115,7 @@ def _unique_stem(stem: str, used: set[str]) -> str:
     return candidate
 
 
-def _write_summary(model: DemoModel, names: list[str], out_dir: Path, summary: DemoSummary) -> Path:
+def _write_summary(model: Any, names: list[str], out_dir: Path, summary: DemoSummary) -> Path:
     data: dict[str, Any] = {
         "method": model.method, "model": model.describe(), "weights": model.weights,
         "meaningless": model.meaningless, "classes": names,

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from .attention import AttentionMaps
+from .maps import AttentionMaps
 from .palette import class_colour
 
 WARNING_COLOUR = "#B00020"

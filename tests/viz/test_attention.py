@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from harness.errors import ConfigError
-from harness.viz.attention import attention_maps, self_attention_rows, severed_rows
 from methods.components.clip_dense import GPS, MPS, CoverageIdentity, Vanilla
+from methods.inspect.attention import attention_maps, self_attention_rows, severed_rows
 
 from .conftest import TINY, build, scene
 

@@ -3,8 +3,8 @@
 import numpy as np
 from PIL import Image
 
-from harness.viz.attention import AttentionMaps, PatchMaps
 from harness.viz.figures import LEGEND_ROWS, attention_figure, demo_panel, legend_entries, save
+from harness.viz.maps import AttentionMaps, PatchMaps
 
 
 def _patch(cell, severed):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, WeightsError
+from harness.errors import ConfigError, WeightsError
 
 # Keys of a record's ``method_spec`` that are not method options.
 RECORD_ONLY_KEYS = ("plugin", "stage_hashes")
@@ -47,7 +47,7 @@ def load_demo_model(*, method: str | None, options: Mapping[str, Any], weights: 
                     log: Callable[[str], None] = print) -> DemoModel:
     """Build the segmenter the demo uses (see the module docstring). ``options`` override method options
     (with ``stages_from`` only inference options); ``weights`` is a CLIP file, tag, or "random"."""
-    from ..registries import METHODS
+    from harness.registries import METHODS
 
     record = None
     if stages_from is not None:
@@ -79,7 +79,7 @@ def load_demo_model(*, method: str | None, options: Mapping[str, Any], weights: 
     if plugin.spec(options).clip_weights == "random" and not meaningless:
         meaningless.append("CLIP has random weights ('random' was asked for).")
 
-    from ..api import MethodEnv
+    from harness.api import MethodEnv
 
     clip_seed = seed
     if record is not None and record["weights"].get("clip", {}).get("source") == "random":
@@ -105,7 +105,7 @@ def load_demo_model(*, method: str | None, options: Mapping[str, Any], weights: 
 
 
 def _load_training_record(path: Path) -> dict[str, Any]:
-    from ..results import load_record
+    from harness.results import load_record
 
     record = load_record(path)
     hashes = record["method_spec"].get("stage_hashes")
