@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"  # one per process: torchrun ranks probe at once
         probe.write_text("")
         probe.unlink()
     except OSError as exc:

@@ -76,11 +76,10 @@ def attention_maps(segmenter, image: np.ndarray, class_names: Sequence[str],
                    max_size: int = 2560) -> AttentionMaps:
     """The maps of the module docstring for ``image`` (H, W, 3) uint8. ``patches``: pixels (x, y) to show; None
     picks one patch in each of the ``n_auto`` largest predicted segments (its most confident patch)."""
+    from harness.data.transforms import resize_shortest_edge
     from methods.components.anchors import masks_to_grid
     from methods.components.proposals import class_probs_without_void, mask_probs_at_image
     from methods.onepass import pad_with_mean
-
-    from harness.data.transforms import resize_shortest_edge
 
     if not hasattr(segmenter, "classify") or not hasattr(segmenter, "dense"):
         raise ConfigError(f"attention figures need a one-pass method (CLIP sees the whole image once); "

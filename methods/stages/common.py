@@ -40,14 +40,19 @@ def stage_schedule(official: TrainConfig, overrides: Mapping[str, Any] | None, s
     return cfg, {k: v for k, v in overrides.items() if k in STAGE_EXTRA_KEYS}
 
 
+def rank_share(batch_size: int, rank: int, world: int) -> range:
+    """The positions of the global batch this rank computes (equal shares, so averaged gradients are exact)."""
+    if batch_size % world:
+        raise ConfigError(f"batch size {batch_size} is not divisible by the {world} processes.")
+    return range(rank, batch_size, world)
+
+
 def step_indices(step: int, n_items: int, batch_size: int, seed: int, rank: int, world: int) -> list[int]:
     """The dataset indices of one step's global batch, this rank's share: a pure function of the step,
     so resume and DDP see the same data as an uninterrupted single-process run."""
-    if batch_size % world:
-        raise ConfigError(f"batch size {batch_size} is not divisible by the {world} processes.")
     rng = np.random.default_rng([seed, step])
     chosen = rng.integers(0, n_items, size=batch_size)
-    return [int(i) for i in chosen[rank::world]]
+    return [int(chosen[j]) for j in rank_share(batch_size, rank, world)]
 
 
 def stack_batch(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,7 @@ from harness.errors import DataError
 from harness.train.loop import TrainConfig, train
 
 from ..components.clip_dense import CLIP_MEAN_255, CLIP_STD_255
-from .common import resolve_device, stage_schedule, step_indices
+from .common import rank_share, resolve_device, stage_schedule
 
 OFFICIAL = TrainConfig(iters=16000, batch_size=32, lr=0.02, weight_decay=5e-4, optimizer="sgd", momentum=0.9,
                        schedule="cosine", warmup_iters=100, warmup_factor=0.005, warmup_method="constant",
@@ -114,15 +114,19 @@ def train_prompts(dense, text, env, directory: Path, schedule: dict, fill: str) 
     device = resolve_device(env.device)
 
     def batch_fn(step: int, rank: int, world: int):
-        picks = step_indices(step, len(classes), cfg.batch_size, cfg.seed, rank, world)
-        rng = np.random.default_rng([cfg.seed, step, 1])
+        # Draw the whole global batch (class, image, crop seed per position) and keep this rank's share, so
+        # every sample is the same whatever the number of processes.
+        rng = np.random.default_rng([cfg.seed, step])
+        picks = rng.integers(0, len(classes), size=cfg.batch_size)
+        choice = rng.random(cfg.batch_size)
+        seeds = rng.integers(0, 2**31, size=cfg.batch_size)
         crops, targets = [], []
-        for j, k in enumerate(picks):
-            cls = classes[k]
-            index = by_class[cls][int(rng.integers(len(by_class[cls])))]
+        for j in rank_share(cfg.batch_size, rank, world):
+            cls = classes[int(picks[j])]
+            candidates = by_class[cls]
+            index = candidates[int(choice[j] * len(candidates))]
             image, label = dataset.load(index)
-            g = torch.Generator().manual_seed(int(rng.integers(2**31)) + j)
-            crops.append(class_crop(image, label, cls, size, g, fill))
+            crops.append(class_crop(image, label, cls, size, torch.Generator().manual_seed(int(seeds[j])), fill))
             targets.append(cls)
         return torch.stack(crops).to(device), torch.tensor(targets, device=device)
 
