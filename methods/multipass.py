@@ -48,40 +48,50 @@ class MultiPassSegmenter(ProposalMasks, nn.Module):
         if text.ctx is not None:
             text.ctx.requires_grad_(False)
         self.register_buffer("void_embedding", void_embedding.detach().clone())
-        self.last_crops = 0  # N' of the last image, for the speed record
+        self.last_crops: list[int] = []  # N' of each image of the last call, for the records
 
     def trainable_parameters(self) -> list[str]:
         return []
 
     @torch.no_grad()
-    def predict(self, image: torch.Tensor, class_names: Sequence[str], *, max_size: int = 2560,
-                seen: torch.Tensor | None = None, dataset: str | None = None, timer: Timer = _no_timer,
-                ) -> torch.Tensor:
+    def predict(self, image: torch.Tensor, class_names: Sequence[str], **kwargs) -> torch.Tensor:
         """image (3,H0,W0) uint8 -> scores (K,H0,W0). ``seen`` (K,) bool marks the classes that get the seen
         exponent; None (cross-dataset) treats every class as unseen, as the official code does."""
+        return self.predict_batch([image], class_names, **kwargs)[0]
+
+    @torch.no_grad()
+    def predict_batch(self, images: Sequence[torch.Tensor], class_names: Sequence[str], *, max_size: int = 2560,
+                      seen: torch.Tensor | None = None, dataset: str | None = None, timer: Timer = _no_timer,
+                      ) -> list[torch.Tensor]:
+        """Several images at once (throughput mode): one proposal forward, and the crops of all images in one
+        CLIP call (``crop_chunk`` bounds it)."""
         device = self.void_embedding.device
-        h0, w0 = image.shape[-2:]
         with timer("preprocess"):
-            resized, _ = resize_shortest_edge(image.to(device), None, self.spec.test_short_side, max_size)
-            size = tuple(resized.shape[-2:])
-            padded = pad_with_mean(resized.float()[None], self.maskformer.cfg.pixel_mean)
+            resized = [resize_shortest_edge(im.to(device), None, self.spec.test_short_side, max_size)[0]
+                       for im in images]
+            padded = pad_with_mean([r.float() for r in resized], self.maskformer.cfg.pixel_mean)
         with timer("proposals"):
             out = self.maskformer(normalise_images(padded, self.maskformer.cfg))
         with timer("text"):
             text = self.text(list(class_names))
         with timer("head"):
-            p_mask = class_probs_without_void(class_logits(out["pred_embeddings"][0], text, self.void_embedding))
-            mask_probs = mask_probs_at_image(out["pred_masks"], size, tuple(padded.shape[-2:]))[0]
+            p_mask = class_probs_without_void(class_logits(out["pred_embeddings"], text, self.void_embedding))
+            mask_probs = [mask_probs_at_image(out["pred_masks"][i:i + 1], tuple(r.shape[-2:]),
+                                              tuple(padded.shape[-2:]))[0] for i, r in enumerate(resized)]
         with timer("crops"):
-            crops, keep = region_crops(resized.float(), mask_probs, self.spec.mask_threshold,
-                                       size=int(self.dense.visual.image_size[0]))
-        self.last_crops = int(keep.numel())
+            cropped = [region_crops(r.float(), m, self.spec.mask_threshold, size=int(self.dense.visual.image_size[0]))
+                       for r, m in zip(resized, mask_probs)]
+        self.last_crops = [int(keep.numel()) for _, keep in cropped]
         with timer("clip"):
-            p_clip = clip_region_probs(lambda c: self.dense.encode_crops(c, normalised=True), crops, text,
-                                       self.void_embedding, chunk_size=self.spec.crop_chunk)
+            p_clip_all = clip_region_probs(lambda c: self.dense.encode_crops(c, normalised=True),
+                                           torch.cat([c for c, _ in cropped]), text, self.void_embedding,
+                                           chunk_size=self.spec.crop_chunk)
         with timer("postprocess"):
-            p_clip, valid = scatter_to_queries(p_clip, keep, p_mask.shape[0])
             lam = self.spec.lam(dataset) if dataset else self.spec.default_lambda
-            probs = ensemble(p_mask, p_clip, None if seen is None else seen.to(device), lam, valid)
-            scores = combine_semantic(probs[None], mask_probs[None], (h0, w0))[0]
-        return scores
+            seen = None if seen is None else seen.to(device)
+            results = []
+            for i, (p_clip, (_, keep)) in enumerate(zip(p_clip_all.split(self.last_crops), cropped)):
+                p_clip, valid = scatter_to_queries(p_clip, keep, p_mask.shape[1])
+                probs = ensemble(p_mask[i], p_clip, seen, lam, valid)
+                results.append(combine_semantic(probs[None], mask_probs[i][None], tuple(images[i].shape[-2:]))[0])
+        return results

@@ -60,7 +60,7 @@ class ProposalMasks:
         h0, w0 = image.shape[-2:]
         resized, _ = resize_shortest_edge(image.to(device), None, self.spec.test_short_side, max_size)
         size = tuple(resized.shape[-2:])
-        padded = pad_with_mean(resized.float()[None], self.maskformer.cfg.pixel_mean)
+        padded = pad_with_mean([resized.float()], self.maskformer.cfg.pixel_mean)
         mask_logits = self.maskformer(normalise_images(padded, self.maskformer.cfg))["pred_masks"]
         probs = mask_probs_at_image(mask_logits, size, tuple(padded.shape[-2:]))
         return F.interpolate(probs, size=(h0, w0), mode="bilinear", align_corners=False)[0]
@@ -135,33 +135,39 @@ class OnePassSegmenter(ProposalMasks, nn.Module):
                                       sigma=self.spec.output_sigma)
 
     @torch.no_grad()
-    def predict(self, image: torch.Tensor, class_names: Sequence[str], *, max_size: int = 2560,
-                seen: torch.Tensor | None = None, dataset: str | None = None, timer: Timer = _no_timer,
-                ) -> torch.Tensor:
+    def predict(self, image: torch.Tensor, class_names: Sequence[str], **kwargs) -> torch.Tensor:
         """image (3,H0,W0) uint8 -> scores (K,H0,W0) at the original size (argmax gives the label map)."""
+        return self.predict_batch([image], class_names, **kwargs)[0]
+
+    @torch.no_grad()
+    def predict_batch(self, images: Sequence[torch.Tensor], class_names: Sequence[str], *, max_size: int = 2560,
+                      seen: torch.Tensor | None = None, dataset: str | None = None, timer: Timer = _no_timer,
+                      ) -> list[torch.Tensor]:
+        """Several images in one forward (throughput mode): padded together, each scored at its own size."""
         del seen, dataset  # one-pass methods have no seen/unseen calibration (METHOD_SPEC 8, Inference)
         device = self.void_embedding.device
-        h0, w0 = image.shape[-2:]
         with timer("preprocess"):
-            resized, _ = resize_shortest_edge(image.to(device), None, self.spec.test_short_side, max_size)
-            size = tuple(resized.shape[-2:])
-            padded = pad_with_mean(resized.float()[None], self.maskformer.cfg.pixel_mean)
+            resized = [resize_shortest_edge(im.to(device), None, self.spec.test_short_side, max_size)[0]
+                       for im in images]
+            padded = pad_with_mean([r.float() for r in resized], self.maskformer.cfg.pixel_mean)
         logits, mask_logits = self.classify(padded, class_names, timer)
         with timer("postprocess"):
-            scores = semantic_inference(logits[0], mask_logits[0], size, (h0, w0), tuple(padded.shape[-2:]))
-        return scores
+            return [semantic_inference(logits[i], mask_logits[i], tuple(r.shape[-2:]), tuple(im.shape[-2:]),
+                                       tuple(padded.shape[-2:]))
+                    for i, (r, im) in enumerate(zip(resized, images))]
 
 
-def pad_with_mean(images: torch.Tensor, mean: Sequence[float], divisor: int = 32) -> torch.Tensor:
-    """Pad raw images (B,3,H,W) to a multiple of ``divisor`` with the pixel mean, so that after normalisation the
-    padding is zero exactly as detectron2's ImageList pads the normalised tensor."""
-    h, w = images.shape[-2:]
-    ph, pw = (-h) % divisor, (-w) % divisor
-    if ph == 0 and pw == 0:
-        return images
-    out = images.new_empty(images.shape[:-2] + (h + ph, w + pw))
-    out[:] = torch.tensor(mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    out[..., :h, :w] = images
+def pad_with_mean(images: Sequence[torch.Tensor] | torch.Tensor, mean: Sequence[float], divisor: int = 32,
+                  ) -> torch.Tensor:
+    """Raw images ((3,H,W) each, or a (B,3,H,W) batch) -> one (B,3,H',W') batch padded at the bottom/right to a
+    common multiple of ``divisor`` with the pixel mean, so that after normalisation the padding is zero exactly
+    as detectron2's ImageList pads the normalised tensor."""
+    images = list(images)
+    h = max(im.shape[-2] for im in images)
+    w = max(im.shape[-1] for im in images)
+    h, w = h + (-h) % divisor, w + (-w) % divisor
+    out = images[0].new_empty((len(images), 3, h, w))
+    out[:] = torch.tensor(mean, device=out.device, dtype=out.dtype).view(1, 3, 1, 1)
+    for i, im in enumerate(images):
+        out[i, :, : im.shape[-2], : im.shape[-1]] = im
     return out
-
-

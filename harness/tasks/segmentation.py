@@ -123,8 +123,7 @@ class SegmentationTask:
             scores = segmenter.predict(item["image"], names, max_size=info.test_max_size, seen=seen_mask,
                                        dataset=info.name)
             matrix.update(scores.argmax(0), item["label"].to(device))
-            if hasattr(segmenter, "last_crops"):
-                crops.append(segmenter.last_crops)
+            crops += getattr(segmenter, "last_crops", [])
         matrix.all_reduce()
         metrics = compute_metrics(matrix, seen=info.seen if zero_shot else None,
                                   unseen=info.unseen if zero_shot else (), convention=opts["convention"],

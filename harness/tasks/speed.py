@@ -17,11 +17,13 @@ Options:
   compile: false               torch.compile the CLIP and proposal modules
   cpu: true                    false: the cell runs only on a GPU (ViT-L by default), opt in with true
   breakdown: true              per-stage times and GMAC from an instrumented pass
+  batch_size: 1                1 = latency mode; > 1 = throughput mode (per-image figures = batch time / size)
   seed: 0
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
@@ -32,7 +34,7 @@ from ..registries import DATASETS, METHODS
 DEFAULTS: dict[str, Any] = {
     "images": 2, "image_sizes": [[480, 640], [427, 640]], "classes": "coco_stuff_171", "warmup": 0, "repeats": 3,
     "budget_s": 120.0, "precision": "fp32", "tf32": True, "compile": False, "cpu": True, "breakdown": True,
-    "seed": 0,
+    "seed": 0, "batch_size": 1,
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -46,7 +48,7 @@ def _options(cell: Cell) -> dict[str, Any]:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {opts['precision']!r}.")
     if opts["classes"] not in DATASETS:
         raise ConfigError(f"classes: {DATASETS.unknown_message(opts['classes'])}")
-    for key in ("images", "repeats"):
+    for key in ("images", "repeats", "batch_size"):
         if not isinstance(opts[key], int) or opts[key] < 1:
             raise ConfigError(f"{key} must be a positive integer, got {opts[key]!r}.")
     sizes = opts["image_sizes"]
@@ -110,12 +112,16 @@ class SpeedTask:
         names = list(info.class_names)
         images, source = load_images(opts, ctx.data_root)
         images = [im.to(device) for im in images]  # preloaded: no decoding or copies inside the timer
+        b = opts["batch_size"]  # 1: latency mode; > 1: throughput mode (images cycled to fill the batches)
+        batches = [[images[(i * b + j) % len(images)] for j in range(b)]
+                   for i in range(max(1, math.ceil(len(images) / b)))]
 
-        def infer(image, timer=None, grad_mode=torch.inference_mode):
+        def infer(batch, timer=None, grad_mode=torch.inference_mode):
             # FlopCounterMode's module hooks need autograd metadata that inference_mode strips: no_grad there.
             with grad_mode(), speed.autocast_context(device, opts["precision"]):
                 kwargs = {"timer": timer} if timer is not None else {}
-                return segmenter.predict(image, names, max_size=info.test_max_size, dataset=info.name, **kwargs)
+                return segmenter.predict_batch(batch, names, max_size=info.test_max_size, dataset=info.name,
+                                               **kwargs)
 
         def progress(done: int, total: int) -> None:
             if ctx.progress:
@@ -123,45 +129,46 @@ class SpeedTask:
 
                 tqdm.write(f"  {cell.id}: timed round {done} of {total}")
 
-        timing = speed.time_calls(infer, images, device, warmup_rounds=opts["warmup"], repeats=opts["repeats"],
-                                  budget_s=opts["budget_s"], shape_of=lambda im: tuple(im.shape),
+        timing = speed.time_calls(infer, batches, device, warmup_rounds=opts["warmup"], repeats=opts["repeats"],
+                                  budget_s=opts["budget_s"], shape_of=lambda bt: tuple(tuple(im.shape) for im in bt),
                                   progress=progress)
+        per_image = speed.Timing([t / b for t in timing.times_s])  # a batch's time shared by its images
         result: dict[str, Any] = {
-            **timing.summary(), "n_images": len(images), "images": source, "batch_size": 1,
-            "precision": opts["precision"], "compile": opts["compile"], "device": str(device),
+            **per_image.summary(), "n_images": len(images), "images": source, "batch_size": b,
+            "mode": "latency" if b == 1 else "throughput", "precision": opts["precision"],
+            "compile": opts["compile"], "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "threads": torch.get_num_threads(), "text_cached": True, **tf32,
         }
-        crops = []
+        crops: list[int] = []
         if opts["breakdown"]:
-            per_image = []  # times and FLOPs in separate passes: counting is slow
-            for image in images:
+            per_batch = []  # times and FLOPs in separate passes: counting is slow
+            for batch in batches:
                 timer = speed.StageTimer(device)
-                infer(image, timer)
-                per_image.append(timer.ms)
-                crops.append(getattr(segmenter, "last_crops", None))
-            # FLOPs of the first image only: counting dispatches every op through Python (minutes for
+                infer(batch, timer)
+                per_batch.append({k: v / b for k, v in timer.ms.items()})
+                crops += getattr(segmenter, "last_crops", [])
+            # FLOPs of the first batch only: counting dispatches every op through Python (minutes for
             # SimBaseline's 100 crops at ViT-B size); the other images differ only in size and N'.
             counter = speed.StageTimer(device, count_flops=True)
             with speed.no_grad_params(segmenter):
-                infer(images[0], counter, grad_mode=torch.no_grad)
-            result["stages_ms"] = {k: statistics.mean(ms.get(k, 0.0) for ms in per_image) for k in per_image[0]}
-            result["stage_gmac"] = {k: v / 2e9 for k, v in counter.flops.items()}
-            result["gmac_of"] = f"image 0 ({tuple(images[0].shape[-2:])}"
-            result["gmac_of"] += f", N'={crops[0]})" if crops[0] is not None else ")"
-            flops = sum(counter.flops.values())
+                infer(batches[0], counter, grad_mode=torch.no_grad)
+            result["stages_ms"] = {k: statistics.mean(ms.get(k, 0.0) for ms in per_batch) for k in per_batch[0]}
+            result["stage_gmac"] = {k: v / 2e9 / b for k, v in counter.flops.items()}
+            result["gmac_of"] = f"batch 0 ({', '.join(str(tuple(im.shape[-2:])) for im in batches[0])})"
+            flops = sum(counter.flops.values()) / b
             result["gmac"] = flops / 2e9
             peak, peak_source = speed.device_peak(device, opts["precision"], opts["tf32"])
-            image0_s = statistics.median(timing.times_s[0::len(images)])  # calls are ordered round by round
-            result["achieved_tflops"] = flops / image0_s / 1e12
+            batch0_s = statistics.median(timing.times_s[0::len(batches)]) / b  # calls are ordered round by round
+            result["achieved_tflops"] = flops / batch0_s / 1e12
             result["peak_tflops"] = peak
             result["peak_source"] = peak_source
             result["peak_fraction"] = result["achieved_tflops"] / peak
             result["peak_percent"] = 100 * result["peak_fraction"]
             result["stage_peak_fraction"] = {
-                k: (counter.flops.get(k, 0) / (ms / 1000) / 1e12) / peak if ms > 0 else None
-                for k, ms in per_image[0].items()}
-        if any(c is not None for c in crops):
+                k: (counter.flops.get(k, 0) / b / (ms / 1000) / 1e12) / peak if ms > 0 else None
+                for k, ms in per_batch[0].items()}
+        if crops:
             result["crops_per_image"] = crops  # SimBaseline's N' (CLIP passes) for each image
             result["crops_mean"] = sum(crops) / len(crops)
         return CellResult(speed=result, weights=fitted.weights, device=str(device), seed=opts["seed"],

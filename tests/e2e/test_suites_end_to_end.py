@@ -100,3 +100,14 @@ def test_vit_l_cells_are_not_run_on_a_cpu_by_default(tmp_path, capsys):
     assert "1 not run here" in text
     rec = json.loads((out / "vit-l14-336" / "matched" / "deop.json").read_text())
     assert rec["status"] == "skipped" and "opt in with --set benchmarks.vit-l14-336.options.cpu=true" in rec["error"]
+
+
+def test_speed_throughput_mode(tmp_path):
+    out = tmp_path / "speed"
+    code = main(["run", "suites/speed.yaml", "--profile", "smoke", "--out", str(out), "--no-progress",
+                 "--only", "vit-b16/matched/deop", "--set", "benchmarks.vit-b16.options.batch_size=3",
+                 "--set", "benchmarks.vit-b16.options.repeats=1"])
+    assert code == 0
+    speed = load_records(out)[0]["speed"]
+    assert speed["batch_size"] == 3 and speed["mode"] == "throughput"
+    assert speed["fps"] == pytest.approx(1000 / speed["ms_per_image"])

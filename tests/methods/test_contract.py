@@ -73,3 +73,14 @@ def test_one_training_step_reaches_only_trainable_parts(method, tmp_path):
         assert "text.ctx" in got_grad
     if spec.cal != "none":
         assert any(n.startswith("head.") for n in got_grad)
+
+
+def test_batched_prediction_equals_one_by_one(method, tmp_path):
+    """Throughput mode is the same computation: images of one size give the scores they give alone."""
+    segmenter = _build(method, tmp_path).segmenter
+    g = torch.Generator().manual_seed(1)
+    images = [torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8, generator=g) for _ in range(2)]
+    kwargs = {"seen": torch.tensor([True, True, False]), "dataset": "synthetic_coco"}
+    batched = segmenter.predict_batch(images, NAMES, **kwargs)
+    for image, scores in zip(images, batched):
+        torch.testing.assert_close(scores, segmenter.predict(image, NAMES, **kwargs), rtol=1e-4, atol=1e-5)
