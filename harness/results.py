@@ -141,6 +141,20 @@ def _sanitize(obj: Any) -> Any:
     return obj
 
 
+def uses_random_weights(record: dict[str, Any]) -> bool:
+    """Whether any part of the record's method was built from random weights (its numbers then test the code
+    path, not the method: tables and plots say so)."""
+
+    def walk(value: Any) -> bool:
+        if isinstance(value, dict):
+            return any(walk(v) for v in value.values())
+        if isinstance(value, list):
+            return any(walk(v) for v in value)
+        return value == "random"
+
+    return walk(record.get("weights", {}))
+
+
 def confusion_path(record_path: Path | str) -> Path:
     """Where the confusion matrix of a record is stored."""
     path = Path(record_path)

@@ -20,6 +20,7 @@ import yaml
 from tabulate import tabulate
 
 from .errors import ConfigError
+from .results import uses_random_weights
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 FORMATS = ("console", "md", "latex", "csv")
@@ -177,7 +178,7 @@ def caption(records: list[dict], layout: Layout, paper: bool) -> str:
     profiles = sorted({r.get("profile", "?") for r in records})
     if profiles:
         parts.append(f"Measured: profile {', '.join(profiles)}, {len(records)} records.")
-    random_parts = sorted({f"{r['method']}" for r in records if _uses_random_weights(r)})
+    random_parts = sorted({f"{r['method']}" for r in records if uses_random_weights(r)})
     if random_parts:
         parts.append("WARNING: random weights in " + ", ".join(random_parts) +
                      ": these numbers test the code path, not the method; they are not comparable to the paper.")
@@ -187,17 +188,6 @@ def caption(records: list[dict], layout: Layout, paper: bool) -> str:
         parts.append("Cells: ours (paper, ours - paper).")
         parts += [f"{c.header}: paper numbers from {c.source}." for c in layout.columns if c.source]
     return "\n".join(parts)
-
-
-def _uses_random_weights(record: dict) -> bool:
-    def walk(value: Any) -> bool:
-        if isinstance(value, dict):
-            return any(walk(v) for v in value.values())
-        if isinstance(value, list):
-            return any(walk(v) for v in value)
-        return value == "random"
-
-    return walk(record.get("weights", {}))
 
 
 def render(records: Iterable[dict], layout: Layout | None = None, fmt: str = "console", paper: bool = False) -> str:

@@ -7,8 +7,7 @@ The crops go through CLIP in one batched call (``crop_chunk`` bounds memory; 1 i
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -25,14 +24,8 @@ from .components.proposals import (
     normalise_images,
 )
 from .components.regions import clip_region_probs, ensemble, region_crops, scatter_to_queries
-from .onepass import ProposalMasks, pad_with_mean
+from .onepass import ProposalMasks, Timer, no_timer, pad_with_mean
 from .spec import MethodSpec
-
-Timer = Callable[[str], contextlib.AbstractContextManager]
-
-
-def _no_timer(_: str) -> contextlib.AbstractContextManager:
-    return contextlib.nullcontext()
 
 
 class MultiPassSegmenter(ProposalMasks, nn.Module):
@@ -61,7 +54,7 @@ class MultiPassSegmenter(ProposalMasks, nn.Module):
 
     @torch.no_grad()
     def predict_batch(self, images: Sequence[torch.Tensor], class_names: Sequence[str], *, max_size: int = 2560,
-                      seen: torch.Tensor | None = None, dataset: str | None = None, timer: Timer = _no_timer,
+                      seen: torch.Tensor | None = None, dataset: str | None = None, timer: Timer = no_timer,
                       ) -> list[torch.Tensor]:
         """Several images at once (throughput mode): one proposal forward, and the crops of all images in one
         CLIP call (``crop_chunk`` bounds it)."""

@@ -32,7 +32,7 @@ from .spec import MethodSpec
 Timer = Callable[[str], contextlib.AbstractContextManager]
 
 
-def _no_timer(_: str) -> contextlib.AbstractContextManager:
+def no_timer(_: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
@@ -104,7 +104,7 @@ class OnePassSegmenter(ProposalMasks, nn.Module):
         return [n for n, p in self.named_parameters() if p.requires_grad]
 
     # -- the forward of both training and inference ----------------------------------------------------
-    def classify(self, images: torch.Tensor, class_names: Sequence[str], timer: Timer = _no_timer):
+    def classify(self, images: torch.Tensor, class_names: Sequence[str], timer: Timer = no_timer):
         """images (B,3,H,W) raw 0-255, already padded -> (class logits (B,Q,K+1), mask logits (B,Q,h,w))."""
         with timer("proposals"), torch.no_grad():
             x = normalise_images(images.float(), self.maskformer.cfg)
@@ -141,7 +141,7 @@ class OnePassSegmenter(ProposalMasks, nn.Module):
 
     @torch.no_grad()
     def predict_batch(self, images: Sequence[torch.Tensor], class_names: Sequence[str], *, max_size: int = 2560,
-                      seen: torch.Tensor | None = None, dataset: str | None = None, timer: Timer = _no_timer,
+                      seen: torch.Tensor | None = None, dataset: str | None = None, timer: Timer = no_timer,
                       ) -> list[torch.Tensor]:
         """Several images in one forward (throughput mode): padded together, each scored at its own size."""
         del seen, dataset  # one-pass methods have no seen/unseen calibration (METHOD_SPEC 8, Inference)

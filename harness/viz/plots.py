@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..errors import RecordError
+from ..results import uses_random_weights
 from ..tables import METRIC_LABELS, record_value
 from .figures import WARNING_COLOUR, save
 from .palette import class_colour
@@ -105,7 +106,7 @@ def speed_accuracy_figure(records: Sequence[dict[str, Any]], x: str = "fps", y: 
         ax.legend(handles=[Line2D([], [], linestyle="", marker=MARKERS[i % len(MARKERS)], color="grey", label=b)
                            for i, b in enumerate(benchmarks)], fontsize=8, title="accuracy on", title_fontsize=8)
     title = f"{METRIC_LABELS.get(y, y)} vs {METRIC_LABELS.get(x, x)}"
-    random = sorted({r["method"] for r in records if _has_random_weights(r) and r["method"] in methods})
+    random = sorted({r["method"] for r in records if uses_random_weights(r) and r["method"] in methods})
     if random:
         title += f"\nrandom weights in {', '.join(random)}: code-path numbers, not the method's"
     devices = sorted({str((r.get("speed") or {}).get("device") or (r.get("env") or {}).get("device"))
@@ -126,12 +127,3 @@ def _speed_key(record: dict[str, Any], key: str) -> Any:
     return record.get("setting") if key == "setting" else (record.get("task_options") or {}).get("classes")
 
 
-def _has_random_weights(record: dict[str, Any]) -> bool:
-    def walk(value: Any) -> bool:
-        if isinstance(value, dict):
-            return any(walk(v) for v in value.values())
-        if isinstance(value, list):
-            return any(walk(v) for v in value)
-        return value == "random"
-
-    return walk(record.get("weights", {}))
