@@ -23,15 +23,6 @@ from methods.components.weights import build_clip
 ATOL = 2e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models on shared cores: thread hand-offs cost more than the arithmetic.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def clip16():
     return build_clip("tiny-vit-p16", "random", seed=1)[0]

@@ -16,15 +16,6 @@ NAMES = ["cat", "wall-concrete", "road, route", "diningtable", " potted plant "]
 ATOL = 2e-6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models on shared cores: thread hand-offs cost more than the arithmetic.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def clip():
     return build_clip("tiny-vit-p16", "random", seed=3)[0]

@@ -16,14 +16,6 @@ from methods.components import weights
 from methods.components.weights import build_clip, network_reachable
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     return build_clip("tiny-vit-p16", "random", seed=5)
