@@ -171,17 +171,21 @@ def build_reference(results_dir: str | Path, metrics: list[str], tolerance: floa
                                "tolerance": tolerance, "direction": direction})
     by_cell = {r["cell"]: r for r in records}
     for spec in ratios:
-        try:
-            cell, over, metric = spec.split(":")
-        except ValueError:
-            raise ConfigError(f"--ratio {spec!r}: expected CELL:OVER:METRIC") from None
+        parts = spec.split(":")
+        if len(parts) not in (3, 4, 5):
+            raise ConfigError(f"--ratio {spec!r}: expected CELL:OVER:METRIC[:TOLERANCE[:DIRECTION]]")
+        cell, over, metric = parts[:3]
+        ratio_tolerance = float(parts[3]) if len(parts) > 3 else tolerance
+        ratio_direction = parts[4] if len(parts) > 4 else direction
+        if ratio_direction not in DIRECTIONS:
+            raise ConfigError(f"--ratio {spec!r}: direction must be one of {', '.join(DIRECTIONS)}")
         if cell not in by_cell or over not in by_cell:
             raise RecordError(f"--ratio {spec!r}: no successful record for {cell if cell not in by_cell else over}.")
         a, b = record_value(by_cell[cell], metric), record_value(by_cell[over], metric)
         if a is None or not b:
             raise RecordError(f"--ratio {spec!r}: the metric {metric!r} is missing or zero.")
         checks.append({"cell": cell, "over": over, "metric": metric, "value": round(a / b, 4),
-                       "tolerance": tolerance, "direction": direction})
+                       "tolerance": ratio_tolerance, "direction": ratio_direction})
     first = records[0]
     header = {"reference": name,
               "description": f"made by `python -m harness reference {results_dir}` from {len(records)} records",

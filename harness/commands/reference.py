@@ -15,12 +15,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", help="results directory written by `python -m harness run`")
     parser.add_argument("--out", required=True, help="reference file to write, e.g. results/reference/smoke-cpu.yaml")
     parser.add_argument("--metrics", default="hiou,miou_seen,miou_unseen,pacc",
-                        help="comma-separated metrics to store (default: hiou,miou_seen,miou_unseen,pacc)")
+                        help="comma-separated metrics to store (default: hiou,miou_seen,miou_unseen,pacc; "
+                             "'' for none, e.g. with --ratio only)")
     parser.add_argument("--tolerance", type=float, default=0.5, help="absolute tolerance per figure")
     parser.add_argument("--direction", default="equal", choices=("higher", "lower", "equal"))
-    parser.add_argument("--ratio", action="append", default=[], metavar="CELL/OVER",
+    parser.add_argument("--ratio", action="append", default=[], metavar="CELL:OVER:METRIC[:TOL[:DIR]]",
                         help="also store a ratio between two cells' metric, e.g. "
-                             "'vit-b16/as-published/deop:vit-b16/as-published/simbaseline:fps' (repeatable)")
+                             "'vit-b16/as-published/deop:vit-b16/as-published/simbaseline:fps:1.8:higher' "
+                             "(repeatable; tolerance and direction default to --tolerance / --direction)")
     parser.add_argument("--name", default=None, help="the reference's name (default: the file's stem)")
 
 
