@@ -154,7 +154,7 @@ def run_check(results_dir: str | Path, reference: str | Path, verbose: bool = Fa
 
 
 def build_reference(results_dir: str | Path, metrics: list[str], tolerance: float, direction: str,
-                    ratios: list[str], name: str) -> str:
+                    ratios: list[str], name: str, description: str | None = None) -> str:
     """A reference file's text for the ok records under ``results_dir`` (see the `reference` command)."""
     from .errors import ConfigError
     from .tables import record_value
@@ -188,7 +188,8 @@ def build_reference(results_dir: str | Path, metrics: list[str], tolerance: floa
                        "tolerance": ratio_tolerance, "direction": ratio_direction})
     first = records[0]
     header = {"reference": name,
-              "description": f"made by `python -m harness reference {results_dir}` from {len(records)} records",
+              "description": (f"{description.strip()} " if description else "")
+              + f"(made by `python -m harness reference` from {len(records)} records)",
               "measured_with": {"profile": sorted({r.get("profile") for r in records}),
                                 "suite": sorted({r.get("suite") for r in records}),
                                 "git_sha": first["env"].get("git_sha"), "device": first["env"].get("device_name"),

@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'vit-b16/as-published/deop:vit-b16/as-published/simbaseline:fps:1.8:higher' "
                              "(repeatable; tolerance and direction default to --tolerance / --direction)")
     parser.add_argument("--name", default=None, help="the reference's name (default: the file's stem)")
+    parser.add_argument("--description", default=None, help="what the figures are and how they were measured")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..check import build_reference
 
     text = build_reference(args.results, [m for m in args.metrics.split(",") if m], args.tolerance, args.direction,
-                           args.ratio, args.name or Path(args.out).stem)
+                           args.ratio, args.name or Path(args.out).stem, args.description)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text, encoding="utf-8")
     print(f"wrote {args.out}")
