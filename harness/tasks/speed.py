@@ -18,6 +18,8 @@ Options:
   cpu: true                    false: the cell runs only on a GPU (ViT-L by default), opt in with true
   breakdown: true              per-stage times and GMAC from an instrumented pass
   batch_size: 1                1 = latency mode; > 1 = throughput mode (per-image figures = batch time / size)
+  channels_last: true          the proposal network's convolutions in channels-last memory format (about 1.2x
+                               faster on a CPU; the same numbers up to float rounding)
   seed: 0
 """
 
@@ -34,7 +36,7 @@ from ..registries import DATASETS, METHODS
 DEFAULTS: dict[str, Any] = {
     "images": 2, "image_sizes": [[480, 640], [427, 640]], "classes": "coco_stuff_171", "warmup": 0, "repeats": 3,
     "budget_s": 120.0, "precision": "fp32", "tf32": True, "compile": False, "cpu": True, "breakdown": True,
-    "seed": 0, "batch_size": 1,
+    "seed": 0, "batch_size": 1, "channels_last": True,
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -105,6 +107,8 @@ class SpeedTask:
                         device=str(device), seed=opts["seed"], progress=ctx.progress, log=ctx.log)
         fitted = METHODS.get(cell.row.method).build_untrained(cell.method_options, env)
         segmenter = fitted.segmenter
+        if opts["channels_last"]:
+            segmenter.maskformer.to(memory_format=torch.channels_last)
         if opts["compile"]:
             segmenter.dense = torch.compile(segmenter.dense)
             segmenter.maskformer = torch.compile(segmenter.maskformer)
@@ -136,6 +140,7 @@ class SpeedTask:
         result: dict[str, Any] = {
             **per_image.summary(), "n_images": len(images), "images": source, "batch_size": b,
             "mode": "latency" if b == 1 else "throughput", "precision": opts["precision"],
+            "channels_last": opts["channels_last"],
             "compile": opts["compile"], "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "threads": torch.get_num_threads(), "text_cached": True, **tf32,
