@@ -87,6 +87,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     work_dir = Path(args.work_dir or f"runs/miniworld-pretrain/seed{cfg.seed}")
     out = Path(args.out)
     command = "python -m harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    env = environment(seed=cfg.seed, device=args.device)  # the code that trains, not the HEAD at the end
     model, summary = pretrain(cfg, work_dir, args.device, progress=not args.no_progress)
     model = model.cpu()
     record = {
@@ -98,7 +99,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         **summary,
         "wall_s_total": _total_wall(work_dir, summary),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "env": environment(seed=cfg.seed, device=args.device),
+        "env": env,
     }
     save_checkpoint(model, out, {"arch": cfg.arch, "recipe": summary["recipe"], "git_sha": record["env"]["git_sha"]})
     # Everything below is measured on the file as saved (pruned, fp16), loaded the way every run loads it.

@@ -176,6 +176,7 @@ def save_checkpoint(model: nn.Module, path: Path, meta: dict[str, Any]) -> Path:
     os.close(fd)
     try:
         torch.save(checkpoint, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 is for secrets; a checkpoint is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
