@@ -129,7 +129,7 @@ def build_clip(
         return model.eval(), WeightsInfo(arch=arch, source="random", seed=seed,
                                          quick_gelu=_uses_quick_gelu(arch, None))
 
-    path = Path(pretrained).expanduser()
+    path = local_weights_path(pretrained)
     if path.is_file():
         openai_archive = _is_torchscript_archive(path)
         quick_gelu = True if openai_archive else None
@@ -155,6 +155,18 @@ def build_clip(
     _load_file(model, file, arch, _is_torchscript_archive(file))
     return model.eval(), WeightsInfo(arch=arch, source="tag", tag=pretrained, path=str(file),
                                      sha256=sha256_of(file), quick_gelu=_uses_quick_gelu(arch, quick_gelu))
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def local_weights_path(pretrained: str) -> Path:
+    """A weights file named relative to the working directory, or else to the project (suites name the committed
+    MiniWorld checkpoint as `results/miniworld/clip.pt`, which must work from any directory)."""
+    path = Path(pretrained).expanduser()
+    if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).is_file():
+        return PROJECT_ROOT / path
+    return path
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -368,7 +380,7 @@ def weights_problem(arch: str, pretrained: str | os.PathLike | None, cache_dir: 
     if pretrained is None:
         return f"no weights given for CLIP {arch!r} (a tag, a file, or 'random')."
     pretrained = os.fspath(pretrained)
-    if pretrained == "random" or Path(pretrained).expanduser().is_file():
+    if pretrained == "random" or local_weights_path(pretrained).is_file():
         return None
     if arch in TINY_ARCHS:
         return f"{pretrained!r} is not a file, and the tiny architecture {arch!r} has no pretrained tags."

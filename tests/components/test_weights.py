@@ -143,3 +143,11 @@ def test_precision_controls_weight_dtypes():
     assert {p.dtype for p in pure.parameters()} == {torch.bfloat16}
     with pytest.raises(WeightsError, match="Unknown precision"):
         build_clip("tiny-vit-p16", "random", precision="int8")
+
+
+def test_relative_weights_path_resolves_from_the_project_root(tmp_path, monkeypatch):
+    # Suites name the committed MiniWorld checkpoint relative to the project; it must load from anywhere.
+    monkeypatch.chdir(tmp_path)
+    path = weights.local_weights_path("results/miniworld/clip.pt")
+    assert path.is_absolute() and path.is_file()
+    assert weights.local_weights_path("no/such/file.pt") == weights.Path("no/such/file.pt")
