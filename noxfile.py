@@ -60,7 +60,7 @@ def regress(session: nox.Session) -> None:
     session.run(PY, "-m", "harness", "check", f"{out}/smoke", "--against", "results/reference/smoke-cpu.yaml",
                 external=True)
     session.run(PY, "-m", "harness", "run", "suites/speed.yaml", "--profile", "regress", "--out", f"{out}/speed",
-                "--no-progress", external=True)
+                "--no-progress", external=True, env={"OMP_NUM_THREADS": "1"})
     session.run(PY, "-m", "harness", "check", f"{out}/speed", "--against",
                 "results/reference/speed-ratio-cpu.yaml", external=True)
 
