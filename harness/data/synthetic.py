@@ -309,13 +309,14 @@ def ensure_synthetic(name: str, root: str | Path | None = None, *, n_train: int 
     """Make sure the synthetic dataset `name` is prepared under the data root; returns the root.
 
     A prepared copy that passes `verify_prepared` is kept as it is (whatever its size); otherwise a raw
-    download is written to ``<root>/_raw/<name>`` and converted by the real prepare code. Call it once
-    (e.g. before starting worker processes): it is not safe to run concurrently on the same root.
+    download is written to ``<root>/_raw/<name>`` and converted by the real prepare code. Runs that start
+    together on one data root take turns (a lock file beside the data): the first writes, the others find it done.
     """
     import shutil
 
     from harness.registries import DATASETS
 
+    from .io import file_lock
     from .layout import data_root, verify_prepared
     from .prepare import prepare_dataset
 
@@ -323,15 +324,18 @@ def ensure_synthetic(name: str, root: str | Path | None = None, *, n_train: int 
     if not info.synthetic:
         raise DataError(f"{name!r} is not a synthetic dataset; prepare it with `{info.prepare_command()}`.")
     root = data_root(root)
-    try:
-        verify_prepared(info, root)
-        return root
-    except DataError:
-        pass
-    raw = root / "_raw" / name
-    shutil.rmtree(raw, ignore_errors=True)
-    write_synthetic_raw(info.raw_format or "", raw, n_train=n_train, n_val=n_val, size=size, seed=seed, dataset=name)
-    prepare_dataset(info, raw, root, workers=1, progress=False, log=lambda _: None)
+    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(root / f".{name}.lock"):
+        try:
+            verify_prepared(info, root)
+            return root
+        except DataError:
+            pass
+        raw = root / "_raw" / name
+        shutil.rmtree(raw, ignore_errors=True)
+        write_synthetic_raw(info.raw_format or "", raw, n_train=n_train, n_val=n_val, size=size, seed=seed,
+                            dataset=name)
+        prepare_dataset(info, raw, root, workers=1, progress=False, log=lambda _: None)
     return root
 
 

@@ -84,3 +84,20 @@ def test_ensure_synthetic_prepares_once(tmp_path):
     assert len(open_dataset("synthetic_pc", "val", root)) == 2
     with pytest.raises(DataError, match="not a synthetic dataset"):
         ensure_synthetic("voc_20", tmp_path)
+
+
+
+def test_runs_starting_together_take_turns(tmp_path):
+    # Two runs on one data root used to write the same temporary files at once and fail (seen in practice).
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys; from harness.data import open_dataset; from harness.data.synthetic import ensure_synthetic;"
+              "ensure_synthetic('synthetic_coco', sys.argv[1], n_train=40, n_val=20, size=32);"
+              "print(len(open_dataset('synthetic_coco', 'val', sys.argv[1])))")
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_PLUGINS"}  # the test doubles are not on its path
+    children = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env) for _ in range(3)]
+    outcomes = [child.communicate(timeout=120) for child in children]
+    assert [(c.returncode, out.strip()) for c, (out, _) in zip(children, outcomes)] == [(0, "20")] * 3, outcomes
