@@ -15,3 +15,5 @@ METHODS.register("simbaseline", "methods.simbaseline:SIMBASELINE")
 
 TOOLS.register("demo-model", "methods.inspect.demo_model:load_demo_model")
 TOOLS.register("attention-maps", "methods.inspect.attention:attention_maps")
+TOOLS.register("miniworld-pretrain", "methods.miniworld.record:pretrain_and_record")
+TOOLS.register("miniworld-probe", "methods.miniworld.record:probe_checkpoint")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data.miniworld import pretrain as pt
 from harness.data.miniworld.recipe import PretrainConfig
 from methods.components.weights import build_clip
+from methods.miniworld import pretrain as pt
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +123,14 @@ def test_command_writes_checkpoint_and_record(tmp_path):
     # a finished run re-run trains nothing more
     assert main(argv) == 0
     assert json.loads(out.with_suffix(".json").read_text())["resumed_from"] == 3
+    # the probe command measures the file as it now is and names it
+    import contextlib
+    import io
+
+    record = json.loads(out.with_suffix(".json").read_text())
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(["miniworld", "probe", "--weights", str(out), "--images", "8"]) == 0
+    probed = json.loads(buffer.getvalue())
+    assert probed["weights"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest() == record["file"]["sha256"]
+    assert probed["dense"] == probe["dense"] and probed["image_top1_present"] == probe["image_top1_present"]

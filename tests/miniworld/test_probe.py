@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.data.miniworld import probe as pr
-from harness.data.miniworld.pretrain import normalise
 from methods.components.weights import build_clip
+from methods.miniworld import probe as pr
+from methods.miniworld.pretrain import normalise
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,10 @@
 seen/unseen split, so every suite runs end to end on a CPU with numbers that mean something (issue 9).
 
 - `world`: the stuff textures and thing shapes, scenes and captions (numpy and PIL only).
-- `recipe`: the pretraining recipe as data; `pretrain`: contrastive pretraining of the tiny CLIP
-  (``python -m harness miniworld pretrain``).
-- `probe`: what the pretrained CLIP knows without any segmentation training: image-level accuracy and
-  training-free dense patch classification (vanilla, GPS, last layer dropped).
+- `recipe`: how its CLIP is pretrained, as plain data (the CLI's defaults; the record stores it).
+
+The model side - contrastive pretraining of the tiny CLIP and the probe of what it knows - is in
+`methods.miniworld` (``python -m harness miniworld pretrain|probe`` reaches it through the TOOLS registry).
 
 The dataset itself (`miniworld`, COCO-Stuff raw format, 15 seen / 5 unseen classes) is the catalog entry
 `harness.data.catalog.MINIWORLD`; the registry reaches it through this package (``MINIWORLD`` below), so that

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .recipe import ARCH, PretrainConfig
-from .world import caption_vocabulary, sample_scene
+from harness.data.miniworld.recipe import ARCH, PretrainConfig
+from harness.data.miniworld.world import caption_vocabulary, sample_scene
 
 __all__ = ["ARCH", "PretrainConfig", "pretrain", "save_checkpoint"]
 
@@ -122,9 +122,8 @@ def kept_token_ids() -> list[int]:
     """Token ids any harness text can produce in MiniWorld: captions, class names in every prompt template
     the methods use ("a photo of a {}.", single / ViLD / ImageNet sets) and SOT/EOT. The checkpoint keeps
     exactly these token-embedding rows; the others are never read."""
+    from harness.data.class_names.miniworld import MINIWORLD_NAMES
     from methods.components.text import TEMPLATE_SETS, clip_tokenizer
-
-    from ..class_names.miniworld import MINIWORLD_NAMES
 
     tok = clip_tokenizer()
     texts = caption_vocabulary() + [f"{n}." for n in MINIWORLD_NAMES]
@@ -208,9 +207,8 @@ def loss_summary(history: list[dict[str, float]], points: int = 30) -> dict[str,
 def pretrain(cfg: PretrainConfig, work_dir: Path, device: str = "cpu", progress: bool = True,
              stop_after: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Train the tiny CLIP (resuming from `work_dir/last.pt`); returns (model, training summary)."""
+    from harness.train.loop import TrainConfig, train
     from methods.components.weights import build_clip
-
-    from ...train.loop import TrainConfig, train
 
     model, _ = build_clip(cfg.arch, "random", "cpu", seed=cfg.seed)
     kept = kept_token_ids()

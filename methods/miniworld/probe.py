@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..class_names.miniworld import MINIWORLD_NAMES
+from harness.data.class_names.miniworld import MINIWORLD_NAMES
+from harness.data.miniworld.world import sample_scene, visible_classes
+
 from .pretrain import normalise
-from .world import sample_scene, visible_classes
 
 PROMPT = "a photo of a {}."
 EVAL_STREAM = 1_000_003  # the probe's scenes: rng([seed, EVAL_STREAM, i]); pretraining uses rng([seed, step])
