@@ -3,7 +3,8 @@
     nox -s tests                           the test suite (same command as the README and CI)
     nox -s lint                            ruff
     nox -s speed [-- --profile smoke]      the speed suite (the main job)
-    nox -s regress                         smoke suite + speed ratios, checked against results/reference/
+    nox -s regress                         smoke suite, speed ratios and MiniWorld Table 3 (~25 min), checked
+                                           against results/reference/
     nox -s reproduce-table3 [-- --profile smoke]   run a table's suite and print it beside the paper's numbers
 
 Sessions run in the environment nox itself runs in (install once: `pip install -e '.[dev]'`, then use that
@@ -51,7 +52,8 @@ def speed(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def regress(session: nox.Session) -> None:
-    """Accuracy (smoke suite) and speed ratios (short speed run) against the stored references."""
+    """Accuracy (smoke suite), speed ratios (short speed run) and MiniWorld's Table 3 against the stored
+    references (what CI runs after the tests)."""
     _require_install(session)
     out = "runs/regress"
     # One thread: the smoke reference was recorded that way (float reduction order decides a few pixels).
@@ -63,6 +65,11 @@ def regress(session: nox.Session) -> None:
                 "--no-progress", external=True, env={"OMP_NUM_THREADS": "1"})
     session.run(PY, "-m", "harness", "check", f"{out}/speed", "--against",
                 "results/reference/speed-ratio-cpu.yaml", external=True)
+    # Trained from scratch with real zero-shot signal: one thread makes it bit-identical to the reference run.
+    session.run(PY, "-m", "harness", "run", "suites/table3_ablation.yaml", "--profile", "miniworld", "--out",
+                f"{out}/miniworld", "--no-progress", external=True, env={"OMP_NUM_THREADS": "1"})
+    session.run(PY, "-m", "harness", "check", f"{out}/miniworld", "--against",
+                "results/reference/miniworld-cpu.yaml", external=True)
 
 
 def _reproduce(number: int):

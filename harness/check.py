@@ -135,8 +135,11 @@ def report(outcomes: list[Outcome], only_failures: bool = True) -> str:
             continue
         rows.append([o.check.name, o.check.metric, "-" if o.measured is None else f"{o.measured:.4g}",
                      f"{o.check.value:.4g}", f"±{o.check.tolerance:.4g}", o.check.direction,
-                     "ok" if o.passed else f"FAIL: {o.reason}"])
-    return tabulate(rows, headers=["cell", "metric", "measured", "reference", "tolerance", "direction", "result"])
+                     "ok" if o.passed else f"FAIL: {o.reason}", o.check.note])
+    headers = ["cell", "metric", "measured", "reference", "tolerance", "direction", "result", "note"]
+    if not any(row[-1] for row in rows):
+        rows, headers = [row[:-1] for row in rows], headers[:-1]
+    return tabulate(rows, headers=headers)
 
 
 def run_check(results_dir: str | Path, reference: str | Path, verbose: bool = False) -> tuple[int, str]:
@@ -171,12 +174,16 @@ def build_reference(results_dir: str | Path, metrics: list[str], tolerance: floa
                                "tolerance": tolerance, "direction": direction})
     by_cell = {r["cell"]: r for r in records}
     for spec in ratios:
-        parts = spec.split(":")
-        if len(parts) not in (3, 4, 5):
-            raise ConfigError(f"--ratio {spec!r}: expected CELL:OVER:METRIC[:TOLERANCE[:DIRECTION]]")
+        parts = spec.split(":", 5)  # the note, last, may hold colons
+        if len(parts) < 3:
+            raise ConfigError(f"--ratio {spec!r}: expected CELL:OVER:METRIC[:TOLERANCE[:DIRECTION[:NOTE]]]")
         cell, over, metric = parts[:3]
-        ratio_tolerance = float(parts[3]) if len(parts) > 3 else tolerance
-        ratio_direction = parts[4] if len(parts) > 4 else direction
+        try:
+            ratio_tolerance = float(parts[3]) if len(parts) > 3 and parts[3] else tolerance
+        except ValueError:
+            raise ConfigError(f"--ratio {spec!r}: the tolerance {parts[3]!r} is not a number") from None
+        ratio_direction = parts[4] if len(parts) > 4 and parts[4] else direction
+        note = parts[5].strip() if len(parts) > 5 else ""
         if ratio_direction not in DIRECTIONS:
             raise ConfigError(f"--ratio {spec!r}: direction must be one of {', '.join(DIRECTIONS)}")
         if cell not in by_cell or over not in by_cell:
@@ -185,7 +192,7 @@ def build_reference(results_dir: str | Path, metrics: list[str], tolerance: floa
         if a is None or not b:
             raise RecordError(f"--ratio {spec!r}: the metric {metric!r} is missing or zero.")
         checks.append({"cell": cell, "over": over, "metric": metric, "value": round(a / b, 4),
-                       "tolerance": ratio_tolerance, "direction": ratio_direction})
+                       "tolerance": ratio_tolerance, "direction": ratio_direction, **({"note": note} if note else {})})
     first = records[0]
     header = {"reference": name,
               "description": (f"{description.strip()} " if description else "")

@@ -176,8 +176,10 @@ def build_frames(records: list[dict], layout: Layout, paper: bool = False) -> di
 def caption(records: list[dict], layout: Layout, paper: bool) -> str:
     parts = [layout.title]
     profiles = sorted({r.get("profile", "?") for r in records})
+    datasets = sorted({str(r["dataset"]) for r in records if r.get("dataset")})
     if profiles:
-        parts.append(f"Measured: profile {', '.join(profiles)}, {len(records)} records.")
+        on = f" on {', '.join(datasets)}" if datasets else ""
+        parts.append(f"Measured: profile {', '.join(profiles)}{on}, {len(records)} records.")
     random_parts = sorted({f"{r['method']}" for r in records if uses_random_weights(r)})
     if random_parts:
         parts.append("WARNING: random weights in " + ", ".join(random_parts) +

@@ -19,10 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'' for none, e.g. with --ratio only)")
     parser.add_argument("--tolerance", type=float, default=0.5, help="absolute tolerance per figure")
     parser.add_argument("--direction", default="equal", choices=("higher", "lower", "equal"))
-    parser.add_argument("--ratio", action="append", default=[], metavar="CELL:OVER:METRIC[:TOL[:DIR]]",
+    parser.add_argument("--ratio", action="append", default=[], metavar="CELL:OVER:METRIC[:TOL[:DIR[:NOTE]]]",
                         help="also store a ratio between two cells' metric, e.g. "
-                             "'vit-b16/as-published/deop:vit-b16/as-published/simbaseline:fps:1.8:higher' "
-                             "(repeatable; tolerance and direction default to --tolerance / --direction)")
+                             "'vit-b16/as-published/deop:vit-b16/as-published/simbaseline:fps:1.8:higher:the "
+                             "paper's speed-up' (repeatable; tolerance and direction default to --tolerance / "
+                             "--direction; the note is printed beside a failure)")
     parser.add_argument("--name", default=None, help="the reference's name (default: the file's stem)")
     parser.add_argument("--description", default=None, help="what the figures are and how they were measured")
 

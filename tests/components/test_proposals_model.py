@@ -60,7 +60,7 @@ def test_smoke_forward_shapes_and_deep_supervision() -> None:
     assert out["pred_masks"].shape == (2, 10, 16, 24)
     assert len(out["aux_outputs"]) == 2
     assert out["aux_outputs"][0]["pred_masks"].shape == (2, 10, 16, 24)
-    assert model.weights_info == {"backbone": "random"}
+    assert model.weights_info == {"backbone": "scratch"}
     plain = MaskFormer(MaskFormerConfig.smoke(deep_supervision=False)).eval()
     with torch.no_grad():
         assert plain(torch.randn(1, 3, 64, 64))["aux_outputs"] == []

@@ -78,3 +78,23 @@ def test_unusable_input_raises(tmp_path, results):
     good = {"cell": "c", "metric": "m", "value": 1, "tolerance": 1, "direction": "higher"}
     with pytest.raises(RecordError, match="holds no records"):
         run_check(tmp_path / "empty", _reference(tmp_path, [good]))
+
+
+def test_reference_with_a_noted_ratio_round_trips_and_names_the_claim(tmp_path, results):
+    from harness.check import build_reference, load_reference
+    from harness.errors import ConfigError
+
+    text = build_reference(results, ["hiou"], 1.0, "higher",
+                           ["speed/default/deop:speed/default/simbaseline:fps:1.5:higher:one pass: 4x, paper 3.9x"],
+                           "t")
+    path = tmp_path / "made.yaml"
+    path.write_text(text)
+    _, checks = load_reference(path)
+    ratio = next(c for c in checks if c.over)
+    assert (ratio.value, ratio.tolerance, ratio.note) == (4.0, 1.5, "one pass: 4x, paper 3.9x")
+    assert run_check(results, path)[0] == 0
+    _write(results, "speed/default/simbaseline", speed={"fps": 4.0})  # the speed-up falls to 2x
+    code, report = run_check(results, path)
+    assert code == 1 and "below 2.5" in report and "one pass: 4x, paper 3.9x" in report
+    with pytest.raises(ConfigError, match="not a number"):
+        build_reference(results, [], 1.0, "higher", ["speed/default/deop:speed/default/simbaseline:fps:x"], "t")

@@ -52,6 +52,10 @@ def test_reference_covers_table3_cells():
     cells = {c.id for c in plan(load_suite(ROOT / "suites" / "table3_ablation.yaml", profile="miniworld"))}
     assert {c.cell for c in checks} == cells
     assert {c.direction for c in checks} == {"higher"}
+    claims = [c for c in checks if c.over]
+    assert len(claims) >= 5 and all(c.over in cells and c.note for c in claims)
+    # every claim says "the first method beats the second": its floor stays above 1
+    assert all(c.value - c.tolerance > 1.0 for c in claims)
 
 
 def test_tiny_run_records_the_committed_clip(tmp_path, monkeypatch):

@@ -31,7 +31,8 @@ class MaskFormer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.backbone = ResNetBackbone(cfg)
-        self.weights_info: dict[str, str] = {"backbone": "random"}
+        # "scratch": randomly initialised, then trained with the rest (not a frozen random part)
+        self.weights_info: dict[str, str] = {"backbone": "scratch"}
         if cfg.pretrained_backbone is not None:
             info = load_backbone_weights(self.backbone.body, cfg.pretrained_backbone)
             self.weights_info = {"backbone": info["file"], "backbone_sha256": info["sha256"]}
