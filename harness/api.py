@@ -113,4 +113,8 @@ class MethodEnv:
 
 
 class Task(Protocol):
+    """What a benchmark does with a method. Optional members: ``check(cell)`` (validate options before anything
+    runs), ``preflight(cell, ctx)`` (missing data/weights), and ``option_names`` (the task options it takes:
+    a suite's ``defaults`` reach it only where it takes them; without it, every default reaches it)."""
+
     def run(self, cell: Cell, ctx: RunContext) -> CellResult: ...

@@ -142,17 +142,17 @@ def _sanitize(obj: Any) -> Any:
 
 
 def uses_random_weights(record: dict[str, Any]) -> bool:
-    """Whether any part of the record's method kept random weights: a frozen part never trained (e.g. CLIP with
-    ``clip_weights: random``) or stages left untrained ("random (untrained: timing only)"). Its numbers then
-    test the code path, not the method: tables and plots say so. A part initialised at random and then trained
-    (a proposal backbone "scratch") is not random weights."""
+    """Whether a frozen part of the record's method has random weights (e.g. CLIP with ``clip_weights: random``):
+    its numbers then test the code path, not the method; tables and plots say so. A part initialised at random
+    and then trained (a proposal backbone "scratch") is not random weights, nor are the untrained stages of a
+    timing record ("random (untrained: timing only)": speed does not depend on them)."""
 
     def walk(value: Any) -> bool:
         if isinstance(value, dict):
             return any(walk(v) for v in value.values())
         if isinstance(value, list):
             return any(walk(v) for v in value)
-        return isinstance(value, str) and (value == "random" or value.startswith("random "))
+        return value == "random"
 
     return walk(record.get("weights", {}))
 

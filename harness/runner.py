@@ -24,10 +24,33 @@ from .results import load_record, new_record, write_record
 from .suite import Suite, merge_options, thaw
 
 
+def _task_option_names(task: str) -> tuple[str, ...] | None:
+    if task not in TASKS:
+        return None  # check_plan reports the unknown task
+    return getattr(TASKS.get(task), "option_names", None)
+
+
+def defaults_for_task(suite: Suite, task: str) -> dict[str, Any]:
+    """The suite's ``defaults`` that a task takes (e.g. a segmentation schedule does not reach a speed cell).
+    A default that no benchmark's task takes is an error: it would otherwise be a silent typo."""
+    names = _task_option_names(task)
+    taken_anywhere: set[str] = set()
+    for bench in suite.benchmarks:
+        other = _task_option_names(bench.task)
+        taken_anywhere |= set(suite.defaults) if other is None else set(other)
+    unused = sorted(set(suite.defaults) - taken_anywhere)
+    if unused:
+        tasks = sorted({b.task for b in suite.benchmarks})
+        raise ConfigError(f"suite {suite.name!r}: defaults {unused} are options of no task in this suite "
+                          f"({', '.join(tasks)}); check the spelling or move them to a benchmark's options.")
+    return {k: v for k, v in suite.defaults.items() if names is None or k in names}
+
+
 def plan(suite: Suite, only: str | None = None) -> list[Cell]:
     """The cells of ``suite``; ``only`` keeps the cells whose id matches a glob (``coco-stuff/*/deop``)."""
     cells = []
     for bench in suite.benchmarks:
+        defaults = defaults_for_task(suite, bench.task)
         for setting in suite.settings:
             for row in suite.methods:
                 cell = Cell(
@@ -36,7 +59,7 @@ def plan(suite: Suite, only: str | None = None) -> list[Cell]:
                     benchmark=bench,
                     setting=setting,
                     row=row,
-                    task_options=merge_options(suite.defaults, bench.options, setting.options),
+                    task_options=merge_options(defaults, bench.options, setting.options),
                     method_options=merge_options(bench.method_options, setting.method_options, row.options),
                     table=suite.table,
                 )

@@ -6,7 +6,7 @@ A suite says which methods run on which benchmarks under which settings::
     description: ...                  # optional
     table: table3                     # optional: the paper table layout (results/paper/<table>.yaml)
     include: common.yaml              # optional, ONE level: a base file this one extends
-    defaults: {seed: 0}               # optional: task options shared by every benchmark
+    defaults: {seed: 0}               # optional: task options shared by every benchmark whose task takes them
     methods:                          # required: table rows; a plain string is a method with no options
       - baseline
       - {name: ps-gps-a1, method: baseline+ps, options: {ps: gps, alpha: 1.0}}

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="recompute cells that are already recorded")
     parser.add_argument("--only", default=None, metavar="GLOB",
                         help="run only cells whose id (benchmark/setting/method) matches, comma-separated globs")
-    parser.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate every cell's method and task options, list the cells and exit")
     parser.add_argument("--data-root", default=None, help="prepared datasets (default: $HARNESS_DATA or ./datasets)")
     parser.add_argument("--cache-dir", default=None, help="stage cache (default: $HARNESS_CACHE or ./cache)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..api import RunContext
     from ..errors import RecordError
-    from ..runner import plan, run_suite
+    from ..runner import check_plan, plan, run_suite
     from ..suite import load_suite
     from .table import print_table
 
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("runs") / suite.name / suite.profile)
     if args.dry_run:
         cells = plan(suite, args.only)
+        check_plan(cells)
         for cell in cells:
             print(cell.id)
         print(f"{len(cells)} cells; records would go under {out}")

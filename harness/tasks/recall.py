@@ -53,6 +53,8 @@ def segment_recall(mask_probs, label, ignore_index: int, thresholds: list[float]
 
 
 class RecallTask:
+    option_names = tuple(SEGMENTATION_OPTIONS)
+
     def check(self, cell: Cell) -> None:
         _options(cell)
 

@@ -81,6 +81,8 @@ def preflight_problems(cell: Cell, ctx: RunContext) -> list[str]:
 
 
 class SegmentationTask:
+    option_names = tuple(OPTIONS)
+
     def check(self, cell: Cell) -> None:
         _options(cell)
 

@@ -86,6 +86,8 @@ def load_images(opts: dict[str, Any], data_root) -> tuple[list, str]:
 
 
 class SpeedTask:
+    option_names = tuple(DEFAULTS)
+
     def check(self, cell: Cell) -> None:
         _options(cell)
 

@@ -60,14 +60,16 @@ def test_random_weights_are_announced_and_settings_split(layout):
     assert "Setting: matched" in text and "Setting: as-published" in text
 
 
-def test_trained_from_scratch_is_not_random_but_untrained_stages_are(layout):
+def test_trained_from_scratch_or_timing_only_is_not_random_but_a_random_clip_is(layout):
     miniworld = {"clip": {"source": "file", "sha256": "ab"}, "proposal_backbone": {"backbone": "scratch"},
                  "stages": {"head": "0123"}}
     record = {**rec("deop", 24.8, 4.0, weights=miniworld), "dataset": "miniworld", "profile": "miniworld"}
     text = render([record], layout, "console")
     assert "WARNING" not in text and "Measured: profile miniworld on miniworld, 1 records." in text
-    untrained = {**miniworld, "stages": "random (untrained: timing only)"}
-    assert "WARNING: random weights in deop" in render([rec("deop", 1, 4, weights=untrained)], layout, "console")
+    timing = {**miniworld, "stages": "random (untrained: timing only)"}
+    assert "WARNING" not in render([rec("deop", 1, 4, weights=timing)], layout, "console")
+    random_clip = {**miniworld, "clip": {"source": "random"}}
+    assert "WARNING: random weights in deop" in render([rec("deop", 1, 4, weights=random_clip)], layout, "console")
 
 
 def test_csv_and_latex(layout):
