@@ -17,6 +17,8 @@ A suite says which methods run on which benchmarks under which settings::
     profiles:                         # optional: named overrides, applied like --set
       smoke: {benchmarks.coco-stuff.dataset: synthetic_coco}
     default_profile: smoke            # optional: the profile used without --profile (default: paper)
+    threads: 1                        # optional: torch CPU threads for the run (default: torch's choice; a
+                                      # profile may set it, `run --threads` overrides it)
 
 Every error names the file, the key path and (where YAML gives it) the line. ``include``: the included file's
 mappings (``defaults``, ``profiles``) are merged key by key, its lists (``methods``, ``benchmarks``,
@@ -45,7 +47,7 @@ DEFAULT_PROFILE = "paper"
 DEFAULT_SETTING = "default"
 
 TOP_KEYS = {"suite": str, "description": str, "table": str, "include": str, "default_profile": str, "defaults": dict,
-            "methods": list, "benchmarks": list, "settings": list, "profiles": dict}
+            "methods": list, "benchmarks": list, "settings": list, "profiles": dict, "threads": int}
 REQUIRED_TOP = ("suite", "methods", "benchmarks")
 METHOD_KEYS = {"name": str, "method": str, "options": dict, "description": str}
 BENCHMARK_KEYS = {"name": str, "task": str, "dataset": str, "options": dict, "method_options": dict,
@@ -124,6 +126,7 @@ class Suite:
     description: str = ""
     profiles: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()  # every override applied (profile's and --set), in order
+    threads: int | None = None       # torch CPU threads the suite asks for (None: torch's default)
 
     def digest(self) -> str:
         """A short hash of everything that defines the suite's cells (for provenance)."""
@@ -377,7 +380,14 @@ def _validate(data: dict, path: Path, profile: str, applied: tuple[str, ...], pr
         description=data.get("description", ""),
         profiles=profile_names,
         overrides=applied,
+        threads=_threads(data.get("threads"), where),
     )
+
+
+def _threads(value: int | None, where: _Where) -> int | None:
+    if value is not None and value < 1:
+        raise where.error(("threads",), f"threads must be a positive integer, got {value}.")
+    return value
 
 
 def _check_registries(suite: Suite, data: dict, where: _Where) -> None:

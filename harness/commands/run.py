@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="recompute cells that are already recorded")
     parser.add_argument("--only", default=None, metavar="GLOB",
                         help="run only cells whose id (benchmark/setting/method) matches, comma-separated globs")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the suite's `threads`, else torch's choice; the smoke and "
+                             "miniworld profiles ask for 1: their tiny models run several times faster on one)")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate every cell's method and task options, list the cells and exit")
     parser.add_argument("--data-root", default=None, help="prepared datasets (default: $HARNESS_DATA or ./datasets)")
@@ -37,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import RunContext
-    from ..errors import RecordError
+    from ..errors import ConfigError, RecordError
     from ..runner import check_plan, plan, run_suite
     from ..suite import load_suite
     from .table import print_table
@@ -47,6 +50,13 @@ def run(args: argparse.Namespace) -> int:
         weights = str(Path(args.weights).resolve())
         extra = [f"settings.{s.name}.method_options.clip_weights={weights}" for s in suite.settings]
         suite = load_suite(args.suite, profile=args.profile, overrides=[*args.overrides, *extra])
+    threads = args.threads if args.threads is not None else suite.threads
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads must be a positive integer, got {threads}.")
+        import torch
+
+        torch.set_num_threads(threads)  # records say how many (env.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process group for the run
         from ..train import distributed
 

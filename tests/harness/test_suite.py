@@ -124,3 +124,23 @@ def test_include_one_level(tmp_path):
     nested = write(tmp_path, "include: mid.yaml\nsuite: top\n", "top.yaml")
     with pytest.raises(ConfigError, match="includes may not be nested"):
         load_suite(nested)
+
+
+def test_threads_from_the_suite_a_profile_or_the_command_line(tmp_path, monkeypatch):
+    import torch
+
+    from harness.__main__ import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text("suite: s\nmethods: [deop]\nprofiles: {one: {threads: 1}, bad: {threads: 0}}\n"
+                    "benchmarks:\n  - {name: coco, task: segmentation, dataset: synthetic_coco}\n")
+    assert load_suite(path).threads is None and load_suite(path, profile="one").threads == 1
+    with pytest.raises(ConfigError, match="threads must be a positive integer"):
+        load_suite(path, profile="bad")
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    args = ["run", str(path), "--dry-run", "--out", str(tmp_path / "runs")]
+    assert main([*args, "--profile", "one"]) == 0 and calls == [1]
+    assert main([*args, "--profile", "one", "--threads", "2"]) == 0 and calls == [1, 2]
+    assert main(args) == 0 and calls == [1, 2]  # no threads asked for: torch's default stays
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing
