@@ -145,7 +145,9 @@ def uses_random_weights(record: dict[str, Any]) -> bool:
     """Whether a frozen part of the record's method has random weights (e.g. CLIP with ``clip_weights: random``):
     its numbers then test the code path, not the method; tables and plots say so. A part initialised at random
     and then trained (a proposal backbone "scratch") is not random weights, nor are the untrained stages of a
-    timing record ("random (untrained: timing only)": speed does not depend on them)."""
+    timing record ("random (untrained: timing only)": speed does not depend on them). The proposal backbone is
+    always trained with its network, so its initialisation never counts (records before it was called "scratch"
+    say "random" there)."""
 
     def walk(value: Any) -> bool:
         if isinstance(value, dict):
@@ -154,7 +156,10 @@ def uses_random_weights(record: dict[str, Any]) -> bool:
             return any(walk(v) for v in value)
         return value == "random"
 
-    return walk(record.get("weights", {}))
+    weights = record.get("weights") or {}
+    if isinstance(weights, dict):
+        weights = {k: v for k, v in weights.items() if k != "proposal_backbone"}
+    return walk(weights)
 
 
 def confusion_path(record_path: Path | str) -> Path:

@@ -68,6 +68,8 @@ def test_trained_from_scratch_or_timing_only_is_not_random_but_a_random_clip_is(
     assert "WARNING" not in text and "Measured: profile miniworld on miniworld, 1 records." in text
     timing = {**miniworld, "stages": "random (untrained: timing only)"}
     assert "WARNING" not in render([rec("deop", 1, 4, weights=timing)], layout, "console")
+    older = {**miniworld, "proposal_backbone": {"backbone": "random"}}  # records before "scratch"
+    assert "WARNING" not in render([rec("deop", 1, 4, weights=older)], layout, "console")
     random_clip = {**miniworld, "clip": {"source": "random"}}
     assert "WARNING: random weights in deop" in render([rec("deop", 1, 4, weights=random_clip)], layout, "console")
 
