@@ -31,23 +31,25 @@ def _task_option_names(task: str) -> tuple[str, ...] | None:
 
 
 def defaults_for_task(suite: Suite, task: str) -> dict[str, Any]:
-    """The suite's ``defaults`` that a task takes (e.g. a segmentation schedule does not reach a speed cell).
-    A default that no benchmark's task takes is an error: it would otherwise be a silent typo."""
+    """The suite's ``defaults`` that a task takes (e.g. a segmentation schedule does not reach a speed cell)."""
     names = _task_option_names(task)
-    taken_anywhere: set[str] = set()
+    return {k: v for k, v in suite.defaults.items() if names is None or k in names}
+
+
+def _check_defaults_used(suite: Suite) -> None:
+    """A default that no benchmark's task takes is an error: it would otherwise be a silent typo."""
+    unused = set(suite.defaults)
     for bench in suite.benchmarks:
-        other = _task_option_names(bench.task)
-        taken_anywhere |= set(suite.defaults) if other is None else set(other)
-    unused = sorted(set(suite.defaults) - taken_anywhere)
+        unused -= set(defaults_for_task(suite, bench.task))
     if unused:
         tasks = sorted({b.task for b in suite.benchmarks})
-        raise ConfigError(f"suite {suite.name!r}: defaults {unused} are options of no task in this suite "
+        raise ConfigError(f"suite {suite.name!r}: defaults {sorted(unused)} are options of no task in this suite "
                           f"({', '.join(tasks)}); check the spelling or move them to a benchmark's options.")
-    return {k: v for k, v in suite.defaults.items() if names is None or k in names}
 
 
 def plan(suite: Suite, only: str | None = None) -> list[Cell]:
     """The cells of ``suite``; ``only`` keeps the cells whose id matches a glob (``coco-stuff/*/deop``)."""
+    _check_defaults_used(suite)
     cells = []
     for bench in suite.benchmarks:
         defaults = defaults_for_task(suite, bench.task)

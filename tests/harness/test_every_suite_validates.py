@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.runner import check_plan, defaults_for_task, plan
+from harness.runner import check_plan, plan
 from harness.suite import load_suite
 
 SUITES = sorted(p for p in (Path(__file__).resolve().parents[2] / "suites").glob("*.yaml")
@@ -35,6 +35,5 @@ def test_a_default_no_task_takes_is_named(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("suite: s\ndefaults: {sed: 1}\nmethods: [deop]\n"
                     "benchmarks:\n  - {name: speed, task: speed, options: {classes: synthetic_coco}}\n")
-    suite = load_suite(path)
     with pytest.raises(ConfigError, match=r"defaults \['sed'\] are options of no task"):
-        defaults_for_task(suite, "speed")
+        plan(load_suite(path))
