@@ -182,6 +182,11 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (a killed process leaves the old file or the new one, never a torn one)."""
+    _atomic_write_bytes(path, text.encode("utf-8"))
+
+
 def write_record(path: Path | str, record: dict[str, Any], confusion: Any = None) -> Path:
     """Write ``record`` as JSON at ``path`` atomically (temp file + rename): readers see all or nothing.
 

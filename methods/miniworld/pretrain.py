@@ -14,8 +14,6 @@ vocabulary uses, in fp16, and loads through `build_clip(arch, path)` like any CL
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,6 +26,8 @@ from torch import Tensor, nn
 
 from harness.data.miniworld.recipe import ARCH, PretrainConfig
 from harness.data.miniworld.world import caption_vocabulary, sample_scene
+from harness.results import atomic_write_text
+from harness.train.checkpoint import atomic_torch_save
 
 __all__ = ["ARCH", "PretrainConfig", "pretrain", "save_checkpoint"]
 
@@ -170,24 +170,12 @@ def save_checkpoint(model: nn.Module, path: Path, meta: dict[str, Any]) -> Path:
              for k, v in model.state_dict().items()}
     checkpoint = prune_token_embedding(state, kept_token_ids())
     checkpoint["miniworld"] = meta
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(checkpoint, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 is for secrets; a checkpoint is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_torch_save(checkpoint, path)
     return path
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def loss_summary(history: list[dict[str, float]], points: int = 30) -> dict[str, Any]:
