@@ -23,11 +23,12 @@ from .confusion import ConfusionMatrix
 
 @dataclass(frozen=True)
 class ScoredSplit:
-    matrix: np.ndarray  # K x K int64, matrix[gt, pred]
+    matrix: np.ndarray  # K x K int64, matrix[gt, pred] (K x K+1 with a no-prediction column, see metrics)
     class_names: tuple[str, ...]
     unseen: tuple[int, ...]
     n_images: int
-    unmatched_predictions: int  # PNGs in the folder with no ground truth (ignored)
+    unmatched_predictions: int  # predictions (PNGs, or images of a JSON file) with no ground truth (ignored)
+    missing_images: tuple[str, ...] = ()  # stems scored as missing (JSON files only; a PNG folder must be complete)
 
 
 def _some(names: list[str]) -> str:
