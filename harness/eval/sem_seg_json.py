@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,9 @@ def _decode(entry: dict[str, Any]) -> np.ndarray:
         rle = mask_util.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     else:
         rle = {"size": [h, w], "counts": counts.encode("ascii")}
-    return mask_util.decode(rle).astype(bool)
+    with warnings.catch_warnings():  # pycocotools 2.0.x's numpy-2 copy= deprecation, once per call, not ours
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_util.decode(rle).astype(bool)
 
 
 def score_prediction_json(info: DatasetInfo, path: str | Path, split: str = "val",
