@@ -52,6 +52,8 @@ def score_prediction_dir(info: DatasetInfo, pred_dir: str | Path, split: str = "
         raise DataError(
             f"{len(missing)} of {len(samples)} predictions are missing from {pred_dir} (expected one "
             f"<stem>.png per ground-truth label of {info.name}/{split}): {_some(missing)}."
+            + (" It holds a sem_seg_predictions.json: pass that file as --pred to score it."
+               if (pred_dir / "sem_seg_predictions.json").is_file() else "")
         )
     cm = ConfusionMatrix(k, "cpu", ignore_index=info.ignore_index, check=False)
     wrong_size: list[str] = []

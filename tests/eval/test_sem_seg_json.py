@@ -30,6 +30,8 @@ from harness.eval.sem_seg_json import rle_string_counts, score_prediction_json
 from harness.results import load_record
 
 INFO = get_info("synthetic_coco")
+# pycocotools 2.0.x's decode trips numpy 2's copy= deprecation (harness.eval.sem_seg_json silences it the same way)
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
 
 
 def test_hand_made_two_image_file_gives_hand_computed_metrics(tmp_path, capsys):
@@ -147,3 +149,14 @@ def test_rle_string_parser_matches_pycocotools():
     for bad in ("0P", "0Pl~", "0P l4"):
         with pytest.raises(ValueError):
             rle_string_counts(bad + "`")  # '`' (96) continues a run; trailing: the string ends inside a run
+
+
+def test_the_no_prediction_column_counts_as_misses_only():
+    from harness.eval import compute_metrics
+
+    # class 0: 2 right, 1 pixel without prediction; class 1: 1 right. IoU 2/(3+2-2) and 1/1; pAcc 3 of 4
+    metrics = compute_metrics(np.array([[2, 0, 1], [0, 1, 0]]), class_names=("a", "b"))
+    assert metrics["per_class_iou"] == pytest.approx({"a": 200 / 3, "b": 100.0})
+    assert metrics["miou"] == pytest.approx(250 / 3) and metrics["pacc"] == pytest.approx(75.0)
+    with pytest.raises(ValueError, match="K x K"):
+        compute_metrics(np.zeros((2, 4), np.int64))
