@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paper", action="store_true", help="put the paper's numbers beside ours")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--save-predictions", choices=("json", "png"), default=None,
-                        help="also write each evaluated cell's predictions into <record stem>.predictions/ beside its "
+                        help="also write each segmentation cell's predictions into <record stem>.predictions/ beside its "
                              "record: json = detectron2's sem_seg_predictions.json (COCO RLE), png = label PNGs; "
                              "`harness evaluate` reads both (cells already recorded are skipped: add --force)")
 
