@@ -21,6 +21,7 @@ Raw layouts (``--raw`` points at):
   ``SegmentationClassContext/*.png`` (0 background, 1..59 in the catalog order) and
   ``ImageSets/SegmentationContext/{train,val}.txt``.
 - ``ade20k``: ``ADEChallengeData2016/``: ``images/{training,validation}``, ``annotations/{training,validation}``.
+- ``voc2012`` and ``cityscapes`` (the training-free family's VOC-21 and Cityscapes): see ``raw_extra``.
 """
 
 from __future__ import annotations

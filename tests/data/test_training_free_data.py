@@ -183,3 +183,11 @@ def test_synthetic_official_download_prepares_with_every_class_value_in_range(tm
     assert kept.min() >= 0 and kept.max() < info.num_classes
     if info.has_background:
         assert 0 in kept  # every scene of these formats shows some background
+
+
+def test_list_datasets_shows_the_new_benchmarks(capsys):
+    from harness.__main__ import main
+
+    assert main(["list", "datasets"]) == 0
+    listed = set(capsys.readouterr().out.split())
+    assert {"voc_21", "pc_60", "coco_object", "cityscapes", "voc_20", "pc_59", "coco_stuff_171", "ade_150"} <= listed
