@@ -71,7 +71,7 @@ def _save(path: Path, array: np.ndarray) -> None:
 
 def _palettised(label: np.ndarray, palette: list[int]) -> Image.Image:
     """A mode "P" image whose pixel values are the label indices, as VOC's SegmentationClass PNGs are."""
-    im = Image.fromarray(label, mode="L").convert("P")  # "L" -> "P" keeps the indices
+    im = Image.fromarray(label.astype(np.uint8)).convert("P")  # "L" -> "P" keeps the indices
     im.putpalette(palette)
     return im
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from harness.data import get_info, list_samples
 from harness.data.info import DatasetInfo, Layout, SplitLayout
+from harness.data.io import read_label
 from harness.data.prepare import prepare_dataset
 from harness.data.synthetic_official import voc_palette, write_official_raw
 from harness.errors import DataError
@@ -34,7 +35,7 @@ def _image(path: Path, h: int, w: int) -> None:
 def _label(path: Path, values: list[int], palette: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = np.array([values, values], np.uint8)
-    im = Image.fromarray(arr, mode="L")
+    im = Image.fromarray(arr)  # uint8 -> mode "L"
     if palette:
         im = im.convert("P")
         im.putpalette(voc_palette())
@@ -42,7 +43,7 @@ def _label(path: Path, values: list[int], palette: bool = False) -> None:
 
 
 def _read(path: Path) -> list[int]:
-    return np.array(Image.open(path))[0].tolist()
+    return read_label(path)[0].tolist()
 
 
 def _prepare(name: str, raw: Path, out: Path, log: list[str] | None = None) -> dict:
@@ -81,7 +82,8 @@ def test_voc_21_keeps_background_as_class_0_from_palette_pngs(tmp_path):
     _label(raw / "SegmentationClass/2007_000001.png", [0, 1, 5, 20, 255], palette=True)
     (raw / "ImageSets/Segmentation").mkdir(parents=True)
     (raw / "ImageSets/Segmentation/val.txt").write_text("2007_000001\n")
-    assert Image.open(raw / "SegmentationClass/2007_000001.png").mode == "P"
+    with Image.open(raw / "SegmentationClass/2007_000001.png") as im:
+        assert im.mode == "P" and im.getpalette()[3:6] == [128, 0, 0]  # class 1 drawn in VOC's dark red
     log: list[str] = []
     manifest = _prepare("voc_21", raw, out, log)
     assert _read(out / "VOC2012/annotations_voc21/val/2007_000001.png") == [0, 1, 5, 20, IGN]
@@ -172,11 +174,14 @@ def test_unprepared_benchmark_error_names_path_and_prepare_command(tmp_path, nam
 @pytest.mark.parametrize("name", ["voc_21", "pc_60", "coco_object", "cityscapes"])
 def test_synthetic_official_download_prepares_with_every_class_value_in_range(tmp_path, name):
     raw = write_official_raw(name, tmp_path / "raw", n_val=6, size=40, seed=1)
+    if name == "voc_21":  # VOC's SegmentationClass PNGs are palettised
+        with Image.open(next((raw / "SegmentationClass").glob("*.png"))) as im:
+            assert im.mode == "P" and im.getpalette()[255 * 3:] == [224, 224, 192]
     manifest = _prepare(name, raw, tmp_path / "out")
     info = get_info(name)
     samples = list_samples(info, "val", tmp_path / "out")
     assert manifest["splits"]["val"]["samples"] == len(samples) == 6
-    values = np.unique(np.concatenate([np.unique(np.array(Image.open(s.label))) for s in samples]))
+    values = np.unique(np.concatenate([np.unique(read_label(s.label)) for s in samples]))
     # VOC's 255 borders and Cityscapes' void ids are ignored; PC-60 and COCO-Object label every pixel
     assert (IGN in values) == (name in ("voc_21", "cityscapes"))
     kept = values[values != IGN]
