@@ -171,6 +171,17 @@ def test_parsing_follows_each_family_separator():
     assert parse_names("a,b\r\ne", ",", "x") == (("a", "b"), ("e",))
 
 
+def test_proxyclip_pc_459_and_ade_847_files_only_there():
+    pc459, a847 = load_names("pc_459", "proxyclip"), load_names("ade_847", "proxyclip")
+    assert tuple(s[0] for s in pc459.synonyms) == get_info("pc_459").class_names
+    # "; " separates synonyms in ProxyCLIP's files, so a line with commas is one query, as the repository reads it
+    assert a847.synonyms[1] == ("building, edifice",) and len(a847.queries) == 847
+    assert a847.synonyms[300] == ("altar, communion table, lords table",)  # the catalog writes "lord's"
+    with pytest.raises(DataError, match=r"\(wangf3014/SCLIP\) has no name file for 'pc_459'; "
+                                        r"configs/cls_context459.txt is published by proxyclip"):
+        load_names("pc_459", "sclip")
+
+
 def test_unknown_family_and_dataset_without_file():
     with pytest.raises(DataError, match=r"unknown names family 'official'; choose one of "
                                         + ", ".join(FAMILIES)):

@@ -11,7 +11,8 @@ name file is a named choice, never implicit:
 
 The text files here are copied byte for byte from the repositories; ``sources.json`` gives, for each, the
 repository, commit, path and git blob id of every copy (a test recomputes the blob ids). PC-60, PC-59,
-COCO-Stuff, Cityscapes and ADE-150 are the same file in all three repositories (the ``shared-`` files).
+COCO-Stuff, Cityscapes and ADE-150 are the same file in all three repositories (the ``shared-`` files);
+PC-459 and A-847 have ProxyCLIP's files only.
 
 Each line of a file is one class, in the dataset's train-id order; a line may list synonyms, each its own
 text query mapped to the line's class. Checked on load, each a clear error: the line count must equal the
@@ -43,6 +44,7 @@ UPSTREAM_FILE: dict[str, str] = {
     "voc_21": "cls_voc21.txt", "voc_20": "cls_voc20.txt", "pc_60": "cls_context60.txt",
     "pc_59": "cls_context59.txt", "coco_object": "cls_coco_object.txt", "coco_stuff_171": "cls_coco_stuff.txt",
     "cityscapes": "cls_city_scapes.txt", "ade_150": "cls_ade20k.txt",
+    "pc_459": "cls_context459.txt", "ade_847": "cls_ade20k847.txt",  # ProxyCLIP only
 }
 
 
@@ -146,7 +148,11 @@ def stored_file(family: str, dataset: str) -> str:
     for name, record in _sources().items():
         if any(c["repo"] == FAMILY_REPO[family] and c["path"] == f"configs/{upstream}" for c in record["copies"]):
             return name
-    raise DataError(f"no stored {family} name file for {dataset!r} (configs/{upstream}).")
+    has = [f for f in FAMILY_REPO if any(c["repo"] == FAMILY_REPO[f] and c["path"] == f"configs/{upstream}"
+                                         for r in _sources().values() for c in r["copies"])]
+    raise DataError(f"the {family} repository ({FAMILY_REPO[family]}) has no name file for {dataset!r}; "
+                    f"configs/{upstream} is published by {', '.join(has) or 'none'}. Use names: plain, or one of "
+                    f"those.")
 
 
 def load_names(dataset: str | DatasetInfo, family: str) -> ClassNames:
