@@ -181,7 +181,9 @@ COCO_OBJECT = DatasetInfo(
     official_samples=(("val", 5000),),
     source="TRAINING_FREE_SPEC §2; SCLIP/NACLIP datasets/cvt_coco_object.py (from GroupViT): keys > 90 and 255 "
            "-> 0; SCLIP custom_datasets.py COCOObjectDataset (reduce_zero_label=False)",
-    notes=("COCO's unlabeled pixels (255) are background here, not ignored, as the official conversion does",),
+    notes=("COCO's unlabeled pixels (255) are background here, not ignored, as the official conversion does",
+           "raw values of no COCO category (11, 25, ...) do not occur in the official maps; here they are ignored "
+           "(the official script would leave them as they are)"),
 )
 
 CITYSCAPES = DatasetInfo(
