@@ -132,8 +132,9 @@ class AttnRule(ABC):
 @register_rule
 @dataclass(frozen=True)
 class Vanilla(AttnRule):
-    """CLIP's own multi-head self-attention. As the `ps: none` entry it places no rule at all: those blocks run
-    open_clip's own forward (the numbers of an unmodified CLIP)."""
+    """CLIP's own multi-head self-attention, through ``F.scaled_dot_product_attention`` (the matrix is never
+    materialised where a fused kernel exists). As the `ps: none` entry it places no rule at all; every block
+    without a rule runs this one (`run_block`): the numbers of an unmodified CLIP to float tolerance."""
 
     name: ClassVar[str] = "none"
     description: ClassVar[str] = "no severance: CLIP's own softmax(QK^T/sqrt(d)) attention in every block"
@@ -233,3 +234,18 @@ class MPS(AttnRule):
 
     def label(self) -> str:
         return "MPS"
+
+
+VANILLA = Vanilla()
+
+
+def run_block(block: nn.Module, x: Tensor, rule: AttnRule | None = None, masks: Tensor | None = None) -> Tensor:
+    """open_clip's ResidualAttentionBlock forward on batch-first tokens x (B, T, C), its attention branch computed
+    by ``rule`` (None: CLIP's own attention, `Vanilla`, through SDPA).
+
+    The one block runner of `DenseCLIP`'s dense path and of its crop path (SimBaseline's N' CLIP passes), so that
+    every method gets the same attention kernel; open_clip's own block would take nn.MultiheadAttention's native
+    path under no_grad, which materialises the attention matrix (and which torch's FLOP counter does not see)."""
+    rule = VANILLA if rule is None else rule
+    x = x + block.ls_1(rule.mix(block.ln_1(x), block.attn, masks))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))

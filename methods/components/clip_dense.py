@@ -5,6 +5,8 @@ pieces (conv1, class/positional embeddings, ln_pre, residual blocks, ln_post, pr
 can (METHOD_SPEC 4, 5; paper Sec. 4.1)
 - resample the positional embedding bicubically to the input's patch grid (cached per grid),
 - add learned visual prompts (additive tables, METHOD_SPEC 4.3-4.4) at the input and before chosen blocks,
+- run every block through one block runner (`attention_rules.run_block`: attention through
+  `F.scaled_dot_product_attention`, the crop path of `encode_crops` included) and
 - replace the attention of chosen blocks by an attention rule (`methods.components.attention_rules`: `Vanilla`,
   `GPS(alpha)` (paper Eq. 2), `CoverageIdentity` (the released code's rule, METHOD_SPEC 5a), `MPS`
   (METHOD_SPEC 5c), or any rule registered there).
@@ -33,7 +35,7 @@ from torch import Tensor, nn
 from harness.errors import ConfigError
 
 # The rules live in their own module (one table); re-exported here, where DenseCLIP applies them.
-from .attention_rules import GPS, MPS, AttnRule, CoverageIdentity, Vanilla  # noqa: F401
+from .attention_rules import GPS, MPS, AttnRule, CoverageIdentity, Vanilla, run_block  # noqa: F401
 
 # Pixel statistics in 0-255 units. ImageNet: MaskFormer's PIXEL_MEAN/STD (METHOD_SPEC 1); CLIP: OpenAI's.
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
@@ -104,8 +106,8 @@ class DenseCLIP(nn.Module):
 
     Args:
         clip_model: an open_clip `CLIP` (its `.visual` is used) or an open_clip `VisionTransformer`.
-        attention_rules: block index -> rule; negative indices count from the end (-1 = last block). Blocks
-            without a rule run open_clip's own block forward.
+        attention_rules: block index -> rule; negative indices count from the end (-1 = last block). A block
+            without a rule runs CLIP's own attention (`Vanilla`, through SDPA).
         prompt_layers: blocks that get an additive prompt table added to the residual stream before their ln_1
             (DeOP: `DEOP_PROMPT_LAYERS`). Empty = no layer prompts.
         input_prompt: add a prompt table together with the positional embedding before ln_pre.
@@ -214,9 +216,7 @@ class DenseCLIP(nn.Module):
         for i, block in enumerate(blocks):
             if i in prompt_of:
                 tokens = tokens + self._resampled_prompt(prompt_of[i], grid).to(tokens.dtype)
-            rule = self.attention_rules.get(i)
-            tokens = self._open_clip_block(block, tokens) if rule is None else _block_with_rule(
-                block, tokens, rule, mask_tokens)
+            tokens = run_block(block, tokens, self.attention_rules.get(i), mask_tokens)
 
         feats = self.visual.ln_post(tokens) @ self.visual.proj
         feats = F.normalize(feats, dim=-1)
@@ -225,16 +225,20 @@ class DenseCLIP(nn.Module):
         return DenseOutput(patch_features=patch, cls=feats[:, 0], grid=grid)
 
     def encode_crops(self, crops: Tensor, *, normalised: bool = False, normalisation: str = "clip") -> Tensor:
-        """CLS embeddings (N, D), L2-normalised, of crops at the model's native size through the plain frozen
-        open_clip `encode_image` path (no prompts, no rules): SimBaseline's region classification (METHOD_SPEC
+        """CLS embeddings (N, D), L2-normalised, of crops at the model's native size: open_clip's `encode_image`
+        computation (no prompts, no rules) with every block through `run_block`, the kernel of the dense path
+        (equal to open_clip's own forward to float tolerance): SimBaseline's region classification (METHOD_SPEC
         3.3). Raw [0, 255] crops are normalised with CLIP statistics by default, as SimBaseline does."""
         expected = tuple(self.visual.image_size)
         if tuple(crops.shape[-2:]) != expected:
             raise ValueError(f"crops must be {expected[0]}x{expected[1]} (the model's native size), "
                              f"got {tuple(crops.shape[-2:])}")
         x = crops if normalised else self.normalise(crops, normalisation)
-        out = self.visual(self._to_input_dtype(x))
-        return F.normalize(out[0] if isinstance(out, tuple) else out, dim=-1)
+        tokens = self._embed(x, self.native_grid, prompts=False)
+        for block in self.visual.transformer.resblocks:
+            tokens = run_block(block, tokens)
+        cls = self.visual.ln_post(tokens[:, 0]) @ self.visual.proj  # layer norm is per token: CLS alone suffices
+        return F.normalize(cls, dim=-1)
 
     # -------------------------------------------------------------------------------------------- internals
 
@@ -243,7 +247,7 @@ class DenseCLIP(nn.Module):
             return x
         return x.to(self.visual.conv1.weight.dtype)
 
-    def _embed(self, x: Tensor, grid: tuple[int, int]) -> Tensor:
+    def _embed(self, x: Tensor, grid: tuple[int, int], prompts: bool = True) -> Tensor:
         v = self.visual
         x = v.conv1(self._to_input_dtype(x)).flatten(2).transpose(1, 2)
         cls = v.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
@@ -251,17 +255,12 @@ class DenseCLIP(nn.Module):
         pos = self._pos_cache.get(v.positional_embedding, grid, lambda: resample_token_table(
             v.positional_embedding, self.native_grid, grid))
         x = x + pos.to(x.dtype)
-        if self.input_prompt is not None:
+        if prompts and self.input_prompt is not None:
             x = x + self._resampled_prompt(self.input_prompt, grid).to(x.dtype)
         return v.ln_pre(v.patch_dropout(x))
 
     def _resampled_prompt(self, table: Tensor, grid: tuple[int, int]) -> Tensor:
         return self._prompt_cache.get(table, grid, lambda: resample_token_table(table, self.prompt_grid, grid))
-
-    def _open_clip_block(self, block: nn.Module, tokens: Tensor) -> Tensor:
-        if self.visual.transformer.batch_first:
-            return block(tokens)
-        return block(tokens.transpose(0, 1)).transpose(0, 1)
 
     def _mask_tokens(self, masks: Tensor | None, grid: tuple[int, int], image_hw: tuple[int, int],
                      batch: int) -> Tensor | None:
@@ -286,12 +285,6 @@ class DenseCLIP(nn.Module):
         probs = probs.flatten(2).transpose(1, 2)
         ones = probs.new_ones(probs.shape[0], 1, probs.shape[2])
         return torch.cat([ones, probs], dim=1)
-
-
-def _block_with_rule(block: nn.Module, x: Tensor, rule: AttnRule, masks: Tensor | None) -> Tensor:
-    """open_clip's ResidualAttentionBlock forward with the attention branch replaced by `rule`."""
-    x = x + block.ls_1(rule.mix(block.ln_1(x), block.attn, masks))
-    return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
 def _vision_transformer(clip_model: nn.Module) -> nn.Module:
