@@ -89,6 +89,41 @@ def time_calls(fn: Callable[[Any], Any], inputs: Sequence[Any], device: torch.de
     return Timing(times)
 
 
+def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of SDPA's CPU kernel (``aten._scaled_dot_product_flash_attention_for_cpu``), which torch's table
+    lacks: Q K^T and A V, as torch counts its CUDA kernels."""
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _native_mha_flops(query_shape, key_shape, value_shape, embed_dim, num_head, *args, out_shape=None,
+                      **kwargs) -> int:
+    """FLOPs of nn.MultiheadAttention's native fast path (``aten._native_multi_head_attention``, taken under
+    no_grad for batch-first self-attention), invisible to torch's table: the Q, K, V projections, Q K^T, A V and
+    the output projection. Shapes are (B, L, E) for the query and (B, S, E) for key and value."""
+    b, lq, e = query_shape
+    s = key_shape[1]
+    macs = b * (lq * e * e + 2 * s * e * e)  # projections of the query, key and value
+    macs += 2 * b * lq * s * e  # Q K^T and A V over all heads
+    macs += b * lq * e * e  # output projection
+    return 2 * macs
+
+
+def flop_formulas() -> dict[Any, Callable[..., int]]:
+    """What `FlopCounterMode` needs on top of its own table to see every op of a CPU inference path."""
+    aten = torch.ops.aten
+    return {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops,
+            aten._native_multi_head_attention: _native_mha_flops}
+
+
+def flop_counter() -> Any:
+    """A `FlopCounterMode` (no display) that counts every op the timed paths run, attention included."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    return FlopCounterMode(display=False, custom_mapping=flop_formulas())
+
+
 @dataclass
 class StageTimer:
     """``with timer("clip"): ...`` accumulates synced wall time (and optionally FLOPs) per named stage."""
@@ -102,9 +137,7 @@ class StageTimer:
     def __call__(self, name: str) -> Iterator[None]:
         counter = None
         if self.count_flops:
-            from torch.utils.flop_counter import FlopCounterMode
-
-            counter = FlopCounterMode(display=False)
+            counter = flop_counter()
             counter.__enter__()
         sync(self.device)
         t0 = time.perf_counter()
