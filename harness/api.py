@@ -275,7 +275,11 @@ class SegmentationMethod(MethodPlugin, Protocol):
 
 class Task(Protocol):
     """What a benchmark does with a method. Optional members: ``check(cell)`` (validate options before anything
-    runs), ``preflight(cell, ctx)`` (missing data/weights), and ``option_names`` (the task options it takes:
-    a suite's ``defaults`` reach it only where it takes them; without it, every default reaches it)."""
+    runs), ``preflight(cell, ctx)`` (missing data/weights), ``option_names`` (the task options it takes:
+    a suite's ``defaults`` reach it only where it takes them; without it, every default reaches it),
+    ``skip_reason(cell, ctx) -> str | None`` (a cell that will not run here: recorded as skipped up front, not
+    counted by the progress bar), and ``group_key(cell)`` with ``run_group(cells, ctx)`` (consecutive cells of
+    one key run together, e.g. the methods of one speed benchmark timed round by round; ``run_group`` returns one
+    `CellResult` or exception per cell, in order; a key of None runs the cell alone)."""
 
     def run(self, cell: Cell, ctx: RunContext) -> CellResult: ...

@@ -7,6 +7,11 @@
   loses the others. The caller gets the counts and exits non-zero when any cell failed.
 - Every method option and task option is checked before the first cell runs, so a typo fails in a second,
   not after an hour of training.
+- A cell its task says will not run here (``skip_reason``, e.g. ViT-L timing on a CPU) is recorded as ``skipped``
+  before anything runs and is not counted by the progress bar.
+- A task with ``group_key``/``run_group`` (speed) runs consecutive cells of one key together (the methods of one
+  benchmark and setting, timed round by round); each cell still gets its own record, resume and ``--only``
+  work per cell, and one failing method fails only its own cell.
 """
 
 from __future__ import annotations
@@ -206,8 +211,41 @@ def _write(path: Path, cell: Cell, spec: dict, result: CellResult | None, error:
     dist_utils.barrier()
 
 
+def _groups(cells: list[Cell]) -> list[list[Cell]]:
+    """Consecutive cells whose task gives them the same ``group_key`` run together; the others alone."""
+    groups: list[list[Cell]] = []
+    previous = None
+    for cell in cells:
+        task = TASKS.get(cell.benchmark.task)
+        key = (cell.benchmark.task, task.group_key(cell)) if hasattr(task, "run_group") else None
+        if key is not None and key[1] is not None and key == previous:
+            groups[-1].append(cell)
+        else:
+            groups.append([cell])
+        previous = key if key is not None and key[1] is not None else None
+    return groups
+
+
+def _run_group(group: list[Cell], ctx: RunContext) -> list[CellResult | BaseException]:
+    """The results of a group's cells, in order: a CellResult, or the exception that cell raised (an exception
+    of the group as a whole, e.g. its images, fails every cell of it)."""
+    task = TASKS.get(group[0].benchmark.task)
+    try:
+        if hasattr(task, "run_group"):
+            return list(task.run_group(group, ctx))
+        return [task.run(group[0], ctx)]
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded, reported, and the run goes on
+        return [exc] * len(group)
+
+
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
 def run_suite(suite: Suite, ctx: RunContext, force: bool = False, only: str | None = None) -> RunSummary:
-    """Run every cell of ``suite`` (see the module docstring for resume and failure rules)."""
+    """Run every cell of ``suite`` (see the module docstring for resume, skip, group and failure rules)."""
     import time
 
     from tqdm import tqdm
@@ -216,33 +254,46 @@ def run_suite(suite: Suite, ctx: RunContext, force: bool = False, only: str | No
     check_plan(cells)
     preflight(cells, ctx, force)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    summary = RunSummary()
-    bar = tqdm(cells, desc=f"{suite.name} [{suite.profile}]", unit="cell", disable=not ctx.progress, leave=True)
-    for cell in bar:
-        bar.set_postfix_str(cell.id)
+    outcomes: dict[str, CellOutcome] = {}
+    notes: dict[str, str] = {}
+    to_run: list[Cell] = []
+    for cell in cells:
         path = record_path(ctx.out_dir, cell)
         run_it, note = _resume_decision(path, cell, force, ctx.log)
         if not run_it:
-            summary.outcomes.append(CellOutcome(cell, "skipped", path, note))
+            outcomes[cell.id] = CellOutcome(cell, "skipped", path, note)
             continue
-        spec = resolve_method(cell)
         task = TASKS.get(cell.benchmark.task)
+        reason = task.skip_reason(cell, ctx) if hasattr(task, "skip_reason") else None
+        if reason:
+            _write(path, cell, resolve_method(cell), None, reason, None, 0.0, status="skipped")
+            outcomes[cell.id] = CellOutcome(cell, "not run", path, reason)
+            continue
+        notes[cell.id] = note
+        to_run.append(cell)
+    bar = tqdm(total=len(to_run), desc=f"{suite.name} [{suite.profile}]", unit="cell", disable=not ctx.progress,
+               leave=True)
+    for group in _groups(to_run):
+        bar.set_postfix_str(group[0].id if len(group) == 1 else f"{len(group)} cells of "
+                            f"{group[0].benchmark.name}/{group[0].setting.name}, timed together")
+        specs = [resolve_method(cell) for cell in group]
         start = time.perf_counter()
-        try:
-            result = task.run(cell, ctx)
-        except KeyboardInterrupt:
-            raise
-        except CellSkipped as skip:
-            _write(path, cell, spec, None, str(skip), None, time.perf_counter() - start, status="skipped")
-            summary.outcomes.append(CellOutcome(cell, "not run", path, str(skip)))
-            continue
-        except Exception as exc:  # noqa: BLE001 - recorded, reported, and the run goes on
-            kind = "" if isinstance(exc, HarnessError) else f"{type(exc).__name__}: "
-            error = f"{kind}{exc}"
-            _write(path, cell, spec, None, error, traceback.format_exc(), time.perf_counter() - start)
-            summary.outcomes.append(CellOutcome(cell, "failed", path, error))
-            tqdm.write(f"cell {cell.id} failed: {error} (recorded in {path})")
-            continue
-        _write(path, cell, spec, result, None, None, time.perf_counter() - start)
-        summary.outcomes.append(CellOutcome(cell, "ok", path, note))
-    return summary
+        results = _run_group(group, ctx)
+        wall_s = (time.perf_counter() - start) / len(group)  # a group's wall time shared by its cells
+        for cell, spec, result in zip(group, specs, results):
+            path = record_path(ctx.out_dir, cell)
+            if isinstance(result, CellSkipped):
+                _write(path, cell, spec, None, str(result), None, wall_s, status="skipped")
+                outcomes[cell.id] = CellOutcome(cell, "not run", path, str(result))
+            elif isinstance(result, BaseException):
+                kind = "" if isinstance(result, HarnessError) else f"{type(result).__name__}: "
+                error = f"{kind}{result}"
+                _write(path, cell, spec, None, error, _traceback(result), wall_s)
+                outcomes[cell.id] = CellOutcome(cell, "failed", path, error)
+                tqdm.write(f"cell {cell.id} failed: {error} (recorded in {path})")
+            else:
+                _write(path, cell, spec, result, None, None, wall_s)
+                outcomes[cell.id] = CellOutcome(cell, "ok", path, notes[cell.id])
+            bar.update(1)
+    bar.close()
+    return RunSummary([outcomes[cell.id] for cell in cells])
