@@ -9,6 +9,10 @@ A reference file (YAML) lists figures with tolerances::
       - {cell: speed/as-published/deop, over: speed/as-published/simbaseline, metric: fps,
          value: 4.1, tolerance: 0.8, direction: higher}        # a ratio between two cells of one run
 
+A ratio of ``fps`` (or ``ms_per_image``) between two speed records timed in one group is their paired ratio:
+the median of per-round ratios on the same images (`harness.tables.ratio_between`), robust to load that comes
+and goes; other ratios divide the two figures.
+
 ``direction``: ``higher`` (higher is better: fails when measured < value - tolerance), ``lower`` (fails when
 measured > value + tolerance), ``equal`` (fails when |measured - value| > tolerance). A check whose cell has no
 record, whose record failed, or whose metric is absent fails: a missing figure is never a pass.
@@ -25,7 +29,7 @@ import yaml
 
 from .errors import RecordError
 from .results import load_records
-from .tables import record_value
+from .tables import ratio_between, record_value
 
 DIRECTIONS = ("higher", "lower", "equal")
 CHECK_KEYS = {"cell", "over", "metric", "value", "tolerance", "direction", "suite", "note"}
@@ -53,6 +57,7 @@ class Outcome:
     measured: float | None
     passed: bool
     reason: str
+    how: str = ""  # for a ratio: paired or unpaired
 
 
 def load_reference(path: str | Path) -> tuple[dict, list[Check]]:
@@ -93,28 +98,29 @@ def _find(records: list[dict], cell: str, suite: str | None) -> dict | None:
     return matches[0] if matches else None
 
 
-def _measure(records: list[dict], check: Check, cell: str) -> tuple[float | None, str]:
+def _measure(records: list[dict], check: Check, cell: str) -> tuple[dict | None, float | None, str]:
     record = _find(records, cell, check.suite)
     if record is None:
-        return None, f"no record for cell {cell}"
+        return None, None, f"no record for cell {cell}"
     if record.get("status") != "ok":
-        return None, f"cell {cell} {record.get('status')}: {record.get('error')}"
+        return None, None, f"cell {cell} {record.get('status')}: {record.get('error')}"
     value = record_value(record, check.metric)
     if value is None:
-        return None, f"record of {cell} has no metric {check.metric!r}"
-    return value, ""
+        return None, None, f"record of {cell} has no metric {check.metric!r}"
+    return record, value, ""
 
 
 def evaluate(records: list[dict], checks: list[Check]) -> list[Outcome]:
     outcomes = []
     for check in checks:
-        measured, reason = _measure(records, check, check.cell)
+        record, measured, reason = _measure(records, check, check.cell)
+        how = ""
         if measured is not None and check.over:
-            denominator, reason = _measure(records, check, check.over)
+            over, denominator, reason = _measure(records, check, check.over)
             if denominator is not None and denominator == 0:
                 measured, reason = None, f"{check.over} has {check.metric} = 0; the ratio is undefined"
             else:
-                measured = None if denominator is None else measured / denominator
+                measured, how = (None, "") if over is None else ratio_between(record, over, check.metric)
         if measured is None:
             outcomes.append(Outcome(check, None, False, reason))
             continue
@@ -122,7 +128,7 @@ def evaluate(records: list[dict], checks: list[Check]) -> list[Outcome]:
         passed = {"higher": measured >= low, "lower": measured <= high, "equal": low <= measured <= high}[check.direction]
         reason = "" if passed else {"higher": f"below {low:.4g}", "lower": f"above {high:.4g}",
                                     "equal": f"outside [{low:.4g}, {high:.4g}]"}[check.direction]
-        outcomes.append(Outcome(check, measured, passed, reason))
+        outcomes.append(Outcome(check, measured, passed, reason, how))
     return outcomes
 
 
@@ -133,7 +139,8 @@ def report(outcomes: list[Outcome], only_failures: bool = True) -> str:
     for o in outcomes:
         if only_failures and o.passed:
             continue
-        rows.append([o.check.name, o.check.metric, "-" if o.measured is None else f"{o.measured:.4g}",
+        measured = "-" if o.measured is None else f"{o.measured:.4g}" + (f" ({o.how})" if o.how else "")
+        rows.append([o.check.name, o.check.metric, measured,
                      f"{o.check.value:.4g}", f"±{o.check.tolerance:.4g}", o.check.direction,
                      "ok" if o.passed else f"FAIL: {o.reason}", o.check.note])
     headers = ["cell", "metric", "measured", "reference", "tolerance", "direction", "result", "note"]
@@ -160,7 +167,7 @@ def build_reference(results_dir: str | Path, metrics: list[str], tolerance: floa
                     ratios: list[str], name: str, description: str | None = None) -> str:
     """A reference file's text for the ok records under ``results_dir`` (see the `reference` command)."""
     from .errors import ConfigError
-    from .tables import record_value
+    from .tables import ratio_between, record_value
 
     records = [r for r in load_records(results_dir) if r.get("status") == "ok"]
     if not records:
@@ -188,10 +195,10 @@ def build_reference(results_dir: str | Path, metrics: list[str], tolerance: floa
             raise ConfigError(f"--ratio {spec!r}: direction must be one of {', '.join(DIRECTIONS)}")
         if cell not in by_cell or over not in by_cell:
             raise RecordError(f"--ratio {spec!r}: no successful record for {cell if cell not in by_cell else over}.")
-        a, b = record_value(by_cell[cell], metric), record_value(by_cell[over], metric)
-        if a is None or not b:
+        ratio, _ = ratio_between(by_cell[cell], by_cell[over], metric)  # paired where the records allow
+        if ratio is None or record_value(by_cell[cell], metric) is None:
             raise RecordError(f"--ratio {spec!r}: the metric {metric!r} is missing or zero.")
-        checks.append({"cell": cell, "over": over, "metric": metric, "value": round(a / b, 4),
+        checks.append({"cell": cell, "over": over, "metric": metric, "value": round(ratio, 4),
                        "tolerance": ratio_tolerance, "direction": ratio_direction, **({"note": note} if note else {})})
     first = records[0]
     header = {"reference": name,

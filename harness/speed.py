@@ -3,11 +3,16 @@
 - Inputs are preloaded; nothing is decoded inside the timer.
 - Warm-up covers every input shape (each distinct shape is run once untimed), plus extra rounds if asked.
 - Each timed call is bracketed by a device sync; repeats give the median and the spread (25th-75th percentile).
-- A time budget per cell stops repeating once it is spent (at least one full round always runs), so the CPU
+- Several methods are timed interleaved (`time_interleaved`): round by round, each method over the same inputs,
+  the order rotated every round, so that load which comes and goes hits them alike; a ratio between two methods
+  is the median of their per-round ratios (`paired_ratio`), with its spread.
+- A time budget per method stops repeating once it is spent (at least one full round always runs), so the CPU
   default of a suite finishes in minutes.
-- A per-stage breakdown comes from a separate instrumented pass (its syncs would perturb the headline number),
-  and FLOPs from `torch.utils.flop_counter`, per stage and in total, to read speed against the peak: a known
-  table for GPUs, a matmul micro-benchmark measured in the same run on a CPU.
+- A per-stage breakdown comes from separate instrumented passes (their syncs would perturb the headline number),
+  and FLOPs from `torch.utils.flop_counter` (plus the attention kernels its table lacks, `flop_counter`), per
+  stage and in total, to read speed against the peak: a known table for GPUs, on a CPU a matmul sampled several
+  times in the same run (`matmul_peak_tflops`, best of the samples).
+- Spreads are relative: (75th - 25th percentile) / median (`relative_spread`).
 """
 
 from __future__ import annotations
@@ -36,11 +41,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def relative_spread(values: Sequence[float]) -> float:
+    """(75th - 25th percentile) / median: 0 for identical values (and for a single one)."""
+    t = Timing(list(values))
+    return (t.quantile(0.75) - t.quantile(0.25)) / t.median_s if t.median_s else 0.0
+
+
 @dataclass
 class Timing:
-    """Per-call wall times (seconds) of the timed calls."""
+    """Per-call wall times (seconds) of the timed calls, and per round the sum of that round's calls."""
 
     times_s: list[float]
+    rounds_s: list[float] = field(default_factory=list)
 
     @property
     def median_s(self) -> float:
@@ -56,37 +68,89 @@ class Timing:
         return {"ms_per_image": 1000 * self.median_s, "fps": 1.0 / self.median_s,
                 "ms_p25": 1000 * self.quantile(0.25), "ms_p75": 1000 * self.quantile(0.75),
                 "ms_min": 1000 * min(self.times_s), "fps_best": 1.0 / min(self.times_s),
-                "timed_calls": len(self.times_s)}
+                "ms_spread": relative_spread(self.times_s), "timed_calls": len(self.times_s),
+                "rounds": len(self.rounds_s),
+                "round_spread": relative_spread(self.rounds_s) if self.rounds_s else 0.0}
+
+
+def time_interleaved(fns: Sequence[Callable[[Any], Any]], inputs: Sequence[Any], device: torch.device, *,
+                     warmup_rounds: int = 0, repeats: int = 3, budget_s: float | None = None,
+                     shape_of: Callable[[Any], Any] | None = None,
+                     progress: Callable[[int, int], None] | None = None,
+                     before_round: Callable[[int], None] | None = None,
+                     ) -> tuple[list[Timing], dict[int, Exception]]:
+    """Time every ``fn(x)`` for every x in ``inputs``, round by round: in round r each fn runs over all inputs,
+    in an order rotated by r. ``repeats`` rounds, fewer once ``budget_s`` per fn is spent (>= 1 round).
+    ``before_round(r)`` runs untimed before each round (e.g. a peak sample). A fn that raises drops out; its
+    exception is returned by index, the others go on. Returns (one Timing per fn, failures)."""
+    failures: dict[int, Exception] = {}
+
+    def call(i: int, x: Any) -> bool:
+        try:
+            fns[i](x)
+            return True
+        except Exception as exc:  # noqa: BLE001 - one method failing must not lose the others' measurements
+            failures[i] = exc
+            return False
+
+    for i in range(len(fns)):  # warm-up covers every input shape, method by method
+        seen_shapes = set()
+        for x in inputs:
+            shape = shape_of(x) if shape_of else id(x)
+            if shape not in seen_shapes and i not in failures:
+                seen_shapes.add(shape)
+                call(i, x)
+        for _ in range(warmup_rounds):
+            for x in inputs:
+                if i not in failures:
+                    call(i, x)
+    sync(device)
+    timings = [Timing([]) for _ in fns]
+    start = time.perf_counter()
+    for r in range(repeats):
+        if before_round:
+            before_round(r)
+        for i in [(j + r) % len(fns) for j in range(len(fns))]:
+            times = []
+            for x in inputs:
+                if i in failures:
+                    break
+                sync(device)
+                t0 = time.perf_counter()
+                if not call(i, x):
+                    break
+                sync(device)
+                times.append(time.perf_counter() - t0)
+            if i not in failures:
+                timings[i].times_s.extend(times)
+                timings[i].rounds_s.append(sum(times))
+        if progress:
+            progress(r + 1, repeats)
+        if budget_s is not None and time.perf_counter() - start > budget_s * len(fns):
+            break
+    return timings, failures
 
 
 def time_calls(fn: Callable[[Any], Any], inputs: Sequence[Any], device: torch.device, *, warmup_rounds: int = 0,
                repeats: int = 3, budget_s: float | None = None, shape_of: Callable[[Any], Any] | None = None,
                progress: Callable[[int, int], None] | None = None) -> Timing:
     """Time ``fn(x)`` for every x in ``inputs``, ``repeats`` rounds (fewer if ``budget_s`` runs out)."""
-    seen_shapes = set()
-    for x in inputs:  # warm-up covers every input shape
-        shape = shape_of(x) if shape_of else id(x)
-        if shape not in seen_shapes:
-            seen_shapes.add(shape)
-            fn(x)
-    for _ in range(warmup_rounds):
-        for x in inputs:
-            fn(x)
-    sync(device)
-    times: list[float] = []
-    start = time.perf_counter()
-    for r in range(repeats):
-        for x in inputs:
-            sync(device)
-            t0 = time.perf_counter()
-            fn(x)
-            sync(device)
-            times.append(time.perf_counter() - t0)
-        if progress:
-            progress(r + 1, repeats)
-        if budget_s is not None and time.perf_counter() - start > budget_s:
-            break
-    return Timing(times)
+    (timing,), failures = time_interleaved([fn], inputs, device, warmup_rounds=warmup_rounds, repeats=repeats,
+                                           budget_s=budget_s, shape_of=shape_of, progress=progress)
+    if failures:
+        raise failures[0]
+    return timing
+
+
+def paired_ratio(a: Timing, b: Timing) -> dict[str, float] | None:
+    """a's speed over b's from the rounds both ran (the same inputs, minutes apart at most): the median of the
+    per-round ratios b_round_s / a_round_s, their quartiles, relative spread and count; None without a round."""
+    ratios = [tb / ta for ta, tb in zip(a.rounds_s, b.rounds_s) if ta > 0]
+    if not ratios:
+        return None
+    t = Timing(ratios)
+    return {"median": t.median_s, "p25": t.quantile(0.25), "p75": t.quantile(0.75),
+            "spread": relative_spread(ratios), "rounds": len(ratios)}
 
 
 def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -167,7 +231,8 @@ def no_grad_params(module: torch.nn.Module) -> Iterator[None]:
 
 def matmul_peak_tflops(device: torch.device, dtype: torch.dtype = torch.float32, size: int = 1024,
                        seconds: float = 0.5) -> float:
-    """Achieved TFLOP/s of a square matmul: the practical peak of this device at this precision."""
+    """Achieved TFLOP/s of a square matmul over ``seconds``: one sample of the practical peak of this device at
+    this precision (the speed task takes the best of several short samples spread over its rounds)."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(3):
@@ -181,17 +246,29 @@ def matmul_peak_tflops(device: torch.device, dtype: torch.dtype = torch.float32,
     return 2 * size**3 * n / (time.perf_counter() - t0) / 1e12
 
 
-def device_peak(device: torch.device, precision: str, tf32: bool) -> tuple[float, str]:
-    """(peak TFLOP/s, where it comes from) for the device and precision."""
+def datasheet_peak(device: torch.device, precision: str, tf32: bool) -> tuple[float, str] | None:
+    """(peak TFLOP/s, source) from `KNOWN_PEAKS_TFLOPS` for a known GPU, else None (measure it)."""
     key = precision if precision != "fp32" else ("tf32" if tf32 else "fp32")
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         for fragment, peaks in KNOWN_PEAKS_TFLOPS.items():
             if fragment in name and key in peaks:
                 return peaks[key], f"datasheet {fragment} {key}"
+    return None
+
+
+def peak_dtype(device: torch.device, precision: str) -> torch.dtype:
+    """The matmul dtype whose measured peak a precision is read against (fp16 on a CPU: fp32)."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-    if device.type == "cpu" and dtype == torch.float16:
-        dtype = torch.float32
+    return torch.float32 if device.type == "cpu" and dtype == torch.float16 else dtype
+
+
+def device_peak(device: torch.device, precision: str, tf32: bool) -> tuple[float, str]:
+    """(peak TFLOP/s, where it comes from) for the device and precision: the datasheet, else one measurement."""
+    known = datasheet_peak(device, precision, tf32)
+    if known is not None:
+        return known
+    dtype = peak_dtype(device, precision)
     return matmul_peak_tflops(device, dtype), f"measured: {dtype} matmul 1024^3 on {device}"
 
 

@@ -118,6 +118,40 @@ def record_value(record: dict, metric: str) -> float | None:
     return None
 
 
+FLAG_MARK = "!"  # after a value whose spread is too wide to trust (the record's speed.flags say why)
+PAIRED_METRICS = {"fps": 1, "ms_per_image": -1}  # metric -> exponent applied to the paired fps ratio
+
+
+def ratio_between(record: dict, over: dict, metric: str) -> tuple[float | None, str]:
+    """(record's ``metric`` / over's, how it was obtained). Two speed records timed in one group (the same
+    ``paired.group``) give their paired ratio for fps (ms_per_image: its inverse): the median of per-round ratios
+    on the same images, load-robust; any other pair gives the plain ratio of the two figures ("unpaired")."""
+    mine, theirs = (r.get("speed", {}).get("paired") or {} for r in (record, over))
+    ratio = (mine.get("fps_ratio") or {}).get(over.get("cell")) if metric in PAIRED_METRICS else None
+    if ratio and mine.get("group") == theirs.get("group"):
+        return ratio["median"] ** PAIRED_METRICS[metric], f"paired, median of {ratio['rounds']} rounds"
+    a, b = record_value(record, metric), record_value(over, metric)
+    if a is None or not b:
+        return None, "unpaired"
+    return a / b, "unpaired"
+
+
+def flag_of(record: dict | None, metric: str, over: dict | None = None) -> str | None:
+    """Why a speed figure of ``record`` cannot be trusted (its ``flags``), or None. ``over``: the ratio of
+    ``metric`` over that record (flagged by its own paired spread, or either figure's when unpaired)."""
+    if record is None:
+        return None
+    flags = record.get("speed", {}).get("flags") or {}
+    if over is not None:
+        key = f"{metric}/{over.get('cell')}"
+        if key in flags:
+            return flags[key]
+        if ratio_between(record, over, metric)[1] == "unpaired":
+            return flag_of(record, metric) or flag_of(over, metric)
+        return None
+    return flags.get(metric) or flags.get(metric.split(".")[0])
+
+
 def _fmt(value: float | None, metric: str | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -162,12 +196,15 @@ def build_frames(records: list[dict], layout: Layout, paper: bool = False) -> di
                 rec = by_key.get((row.method, col.benchmark))
                 status = rec.get("status", "ok") if rec is not None else "missing"
                 measured = record_value(rec, col.metric) if rec and status == "ok" else None
+                flag = flag_of(rec, col.metric) if measured is not None else None
                 if col.relative_to and measured is not None:
                     ref = by_key.get((col.relative_to, col.benchmark))
-                    base = record_value(ref, col.metric) if ref and ref.get("status") == "ok" else None
-                    measured = measured / base if base else None
+                    ok = ref is not None and ref.get("status") == "ok"
+                    measured = ratio_between(rec, ref, col.metric)[0] if ok else None
+                    flag = flag_of(rec, col.metric, ref) if ok and ref is not rec else None
                 shown = "ratio" if col.relative_to else col.metric
-                cells[col.header] = _cell_text(measured, row.values.get(col.value_key), shown, paper, status)
+                text = _cell_text(measured, row.values.get(col.value_key), shown, paper, status)
+                cells[col.header] = f"{text} {FLAG_MARK}" if flag and measured is not None else text
             table_rows.append(cells)
         frames[setting] = pd.DataFrame(table_rows, columns=["Method", *[c.header for c in layout.columns]])
     return frames
@@ -186,6 +223,15 @@ def caption(records: list[dict], layout: Layout, paper: bool) -> str:
                      ": these numbers test the code path, not the method; they are not comparable to the paper.")
     elif any(p not in ("paper",) for p in profiles):
         parts.append("Not the paper's setting (profile is not 'paper'): compare orderings, not values.")
+    speeds = [r.get("speed") or {} for r in records]
+    if any("paired" in sp for sp in speeds):
+        parts.append("Speed ratios between methods: paired (methods timed round by round on the same images; "
+                     "median of the per-round ratios).")
+    if any("stages_note" in sp for sp in speeds):
+        parts.append("Stage times are measured separately (instrumented passes, median); they need not sum to ms.")
+    if any(sp.get("flags") for sp in speeds):
+        parts.append(f"{FLAG_MARK}: the spread of this figure's measurements is too wide to trust (over the "
+                     "cell's spread_limit; the record's speed.flags say why).")
     if paper:
         parts.append("Cells: ours (paper, ours - paper).")
         parts += [f"{c.header}: paper numbers from {c.source}." for c in layout.columns if c.source]

@@ -1,9 +1,18 @@
-"""Task `speed`: time a method's whole per-image inference under the protocol of `harness.speed`.
+"""Task `speed`: time methods' whole per-image inference under the protocol of `harness.speed`.
 
 Everything a method needs per image is inside the timer: resizing, the proposal network, every CLIP pass
 (all N' crops for SimBaseline), the head and the post-processing back to the original size. Text embeddings
 are cached per class list for every method (computed during warm-up; the record says so). Stages are
 untrained: speed does not depend on the weights, except SimBaseline's N' (recorded per image).
+
+The methods of one benchmark and setting are timed together (`run_group`; the runner groups their cells):
+built side by side, then timed round by round on the same images, the order rotated each round. Each record
+holds its own median and spread as before, plus ``paired.fps_ratio``: its speed over every other method of the
+group as the median of per-round ratios (with quartiles and spread), the figure `harness check` and the
+table's "x SimBaseline" column use. The stage breakdown is the median of ``breakdown_passes`` instrumented
+passes per method (interleaved the same way; stages are timed separately from the headline and need not sum to
+it). On a CPU the peak is the best of short matmul samples taken before every round, their spread recorded.
+``flags`` names each figure of the record whose spread exceeds ``spread_limit`` (the table marks them).
 
 Options:
   images: 2                    how many images (the first N COCO-Stuff val images when prepared, else synthetic)
@@ -11,13 +20,15 @@ Options:
   classes: coco_stuff_171      whose class names are classified (171 for COCO-Stuff)
   warmup: 0                    extra untimed rounds after the per-shape warm-up
   repeats: 3                   timed rounds over the images (median and spread over all timed calls)
-  budget_s: 120                stop repeating once a cell has spent this long timing (>= 1 round always)
+  budget_s: 120                stop repeating once the group has spent this long per method (>= 1 round always)
   precision: fp32              fp32 | bf16 | fp16 (autocast)
   tf32: true                   TF32 matmul/cuDNN flags, set explicitly and recorded
   compile: false               torch.compile every module of the method's per-image path (all CLIP passes,
                                SimBaseline's crops included; `Segmenter.prepare_for_timing`)
   cpu: true                    false: the cell runs only on a GPU (ViT-L by default), opt in with true
-  breakdown: true              per-stage times and GMAC from an instrumented pass
+  breakdown: true              per-stage times and GMAC from instrumented passes
+  breakdown_passes: 3          instrumented passes per method; the breakdown is their median
+  spread_limit: 0.1            a figure whose relative spread ((p75 - p25) / median) exceeds this is flagged
   batch_size: 1                1 = latency mode; > 1 = throughput mode (per-image figures = batch time / size)
   channels_last: true          convolutions (the proposal network's) in channels-last memory format (about
                                1.2x faster on a CPU; the same numbers up to float rounding)
@@ -26,19 +37,19 @@ Options:
 
 from __future__ import annotations
 
+import json
 import math
-import statistics
 from typing import Any
 
-from ..api import Cell, CellResult, CellSkipped, MethodEnv, RunContext, TimingPrep, Vocabulary
+from ..api import Cell, CellResult, CellSkipped, RunContext
 from ..errors import ConfigError
 from ..registries import DATASETS
-from .common import method_plugin
+from ..suite import thaw
 
 DEFAULTS: dict[str, Any] = {
     "images": 2, "image_sizes": [[480, 640], [427, 640]], "classes": "coco_stuff_171", "warmup": 0, "repeats": 3,
     "budget_s": 120.0, "precision": "fp32", "tf32": True, "compile": False, "cpu": True, "breakdown": True,
-    "seed": 0, "batch_size": 1, "channels_last": True,
+    "breakdown_passes": 3, "spread_limit": 0.1, "seed": 0, "batch_size": 1, "channels_last": True,
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -52,14 +63,31 @@ def _options(cell: Cell) -> dict[str, Any]:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {opts['precision']!r}.")
     if opts["classes"] not in DATASETS:
         raise ConfigError(f"classes: {DATASETS.unknown_message(opts['classes'])}")
-    for key in ("images", "repeats", "batch_size"):
-        if not isinstance(opts[key], int) or opts[key] < 1:
+    for key in ("images", "repeats", "batch_size", "breakdown_passes"):
+        if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 1:
             raise ConfigError(f"{key} must be a positive integer, got {opts[key]!r}.")
+    if not isinstance(opts["warmup"], int) or isinstance(opts["warmup"], bool) or opts["warmup"] < 0:
+        raise ConfigError(f"warmup must be an integer >= 0, got {opts['warmup']!r}.")
+    for key, low, high in (("budget_s", 0.0, math.inf), ("spread_limit", 0.0, 1.0)):
+        value = opts[key]
+        if not isinstance(value, int | float) or isinstance(value, bool) or not low < value <= high:
+            raise ConfigError(f"{key} must be a number in ({low:g}, {high:g}], got {value!r}.")
+    for key in ("tf32", "compile", "cpu", "breakdown", "channels_last"):
+        if not isinstance(opts[key], bool):
+            raise ConfigError(f"{key} must be true or false, got {opts[key]!r}.")
     sizes = opts["image_sizes"]
-    if not sizes or not all(isinstance(s, list | tuple) and len(s) == 2 and all(isinstance(v, int) for v in s)
-                            for s in sizes):
+    if not sizes or not all(isinstance(s, list | tuple) and len(s) == 2 and all(isinstance(v, int) and v > 0
+                                                                                 for v in s) for s in sizes):
         raise ConfigError(f"image_sizes must be a list of [height, width] pairs, got {sizes!r}.")
     return opts
+
+
+def _device(ctx: RunContext):
+    import torch
+
+    if ctx.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(ctx.device)
 
 
 def load_images(opts: dict[str, Any], data_root) -> tuple[list, str]:
@@ -93,93 +121,33 @@ class SpeedTask:
     def check(self, cell: Cell) -> None:
         _options(cell)
 
+    def skip_reason(self, cell: Cell, ctx: RunContext) -> str | None:
+        """Why ``cell`` will not run here (a GPU-only benchmark on a CPU), or None."""
+        if _device(ctx).type == "cpu" and not _options(cell)["cpu"]:
+            return (f"{cell.benchmark.name} is timed on a GPU by default (a CPU needs many minutes per image); opt "
+                    f"in with --set benchmarks.{cell.benchmark.name}.options.cpu=true")
+        return None
+
+    def group_key(self, cell: Cell) -> str:
+        """Cells of one benchmark and setting with the same options are timed together."""
+        return json.dumps([cell.benchmark.name, cell.setting.name, thaw(cell.task_options)], sort_keys=True,
+                          default=str)
+
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
-        import torch
+        (result,) = self.run_group([cell], ctx)
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
-        from .. import speed
-        from ..data import get_info
+    def run_group(self, cells: list[Cell], ctx: RunContext) -> list[CellResult | Exception]:
+        """Build every method of ``cells``, time them interleaved, and return one result per cell (or the
+        exception of a method that failed; the others are still measured)."""
+        from .speed_group import GroupTiming
 
-        opts = _options(cell)
-        device = torch.device("cuda" if ctx.device == "auto" and torch.cuda.is_available() else
-                              ("cpu" if ctx.device == "auto" else ctx.device))
-        if device.type == "cpu" and not opts["cpu"]:
-            raise CellSkipped(
-                f"{cell.benchmark.name} is timed on a GPU by default (a CPU needs many minutes per image); opt in "
-                f"with --set benchmarks.{cell.benchmark.name}.options.cpu=true")
-        tf32 = speed.set_tf32(opts["tf32"])
-        env = MethodEnv(train_dataset=opts["classes"], data_root=ctx.data_root, cache_dir=ctx.cache_dir,
-                        device=str(device), seed=opts["seed"], progress=ctx.progress, log=ctx.log)
-        fitted = method_plugin(cell.row.method).build_untrained(cell.method_options, env)
-        segmenter = fitted.segmenter
-        prepared = segmenter.prepare_for_timing(TimingPrep(channels_last=opts["channels_last"],
-                                                           compile=opts["compile"], precision=opts["precision"]))
-        info = get_info(opts["classes"])
-        vocab = Vocabulary(names=tuple(info.class_names), dataset=info.name)  # no seen flags: as cross-dataset
-        images, source = load_images(opts, ctx.data_root)
-        images = [im.to(device) for im in images]  # preloaded: no decoding or copies inside the timer
-        b = opts["batch_size"]  # 1: latency mode; > 1: throughput mode (images cycled to fill the batches)
-        batches = [[images[(i * b + j) % len(images)] for j in range(b)]
-                   for i in range(max(1, math.ceil(len(images) / b)))]
-
-        def infer(batch, timer=None, grad_mode=torch.inference_mode):
-            # FlopCounterMode's module hooks need autograd metadata that inference_mode strips: no_grad there.
-            with grad_mode(), speed.autocast_context(device, opts["precision"]):
-                kwargs = {"timer": timer} if timer is not None else {}
-                return segmenter.predict_batch(batch, vocab, max_size=info.test_max_size, **kwargs)
-
-        def progress(done: int, total: int) -> None:
-            if ctx.progress:
-                from tqdm import tqdm
-
-                tqdm.write(f"  {cell.id}: timed round {done} of {total}")
-
-        timing = speed.time_calls(infer, batches, device, warmup_rounds=opts["warmup"], repeats=opts["repeats"],
-                                  budget_s=opts["budget_s"], shape_of=lambda bt: tuple(tuple(im.shape) for im in bt),
-                                  progress=progress)
-        per_image = speed.Timing([t / b for t in timing.times_s])  # a batch's time shared by its images
-        result: dict[str, Any] = {
-            **per_image.summary(), "n_images": len(images), "images": source, "batch_size": b,
-            "mode": "latency" if b == 1 else "throughput", "precision": opts["precision"],
-            "channels_last": opts["channels_last"],
-            "compile": opts["compile"], "prepared": prepared, "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "threads": torch.get_num_threads(), "text_cached": True, **tf32,
-        }
-        counts: dict[str, list[int]] = {}
-        if opts["breakdown"]:
-            per_batch = []  # times and FLOPs in separate passes: counting is slow
-            for batch in batches:
-                timer = speed.StageTimer(device)
-                infer(batch, timer)
-                per_batch.append({k: v / b for k, v in timer.ms.items()})
-                for key, values in segmenter.counts.items():
-                    counts.setdefault(key, []).extend(values)
-            # FLOPs of the first batch only: counting dispatches every op through Python (minutes for
-            # SimBaseline's 100 crops at ViT-B size); the other images differ only in size and N'.
-            counter = speed.StageTimer(device, count_flops=True)
-            with speed.no_grad_params(segmenter):
-                infer(batches[0], counter, grad_mode=torch.no_grad)
-            result["stages_ms"] = {k: statistics.mean(ms.get(k, 0.0) for ms in per_batch) for k in per_batch[0]}
-            result["stage_gmac"] = {k: v / 2e9 / b for k, v in counter.flops.items()}
-            result["gmac_of"] = f"batch 0 ({', '.join(str(tuple(im.shape[-2:])) for im in batches[0])})"
-            flops = sum(counter.flops.values()) / b
-            result["gmac"] = flops / 2e9
-            peak, peak_source = speed.device_peak(device, opts["precision"], opts["tf32"])
-            batch0_s = statistics.median(timing.times_s[0::len(batches)]) / b  # calls are ordered round by round
-            result["achieved_tflops"] = flops / batch0_s / 1e12
-            result["peak_tflops"] = peak
-            result["peak_source"] = peak_source
-            result["peak_fraction"] = result["achieved_tflops"] / peak
-            result["peak_percent"] = 100 * result["peak_fraction"]
-            result["stage_peak_fraction"] = {
-                k: (counter.flops.get(k, 0) / b / (ms / 1000) / 1e12) / peak if ms > 0 else None
-                for k, ms in per_batch[0].items()}
-        for key, values in counts.items():  # e.g. SimBaseline's N' (CLIP passes): crops_per_image, crops_mean
-            if values:
-                result[f"{key}_per_image"] = values
-                result[f"{key}_mean"] = sum(values) / len(values)
-        return CellResult(speed=result, weights=fitted.weights, device=str(device), seed=opts["seed"],
-                          extra={"images_source": source})
+        reason = self.skip_reason(cells[0], ctx)
+        if reason:
+            return [CellSkipped(reason) for _ in cells]
+        return GroupTiming(cells, _options(cells[0]), _device(ctx), ctx).run()
 
 
 SPEED = SpeedTask()

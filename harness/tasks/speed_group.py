@@ -1,0 +1,237 @@
+"""The speed task's work for one group of cells: the methods of one benchmark and setting, timed together.
+
+Build every method, then (`harness.speed`) warm each up over every input shape, time them round by round on the
+same images (order rotated each round, a peak sample before each round on a CPU), take the stage breakdown as the
+median of several instrumented passes interleaved the same way, count FLOPs once per method, and assemble one
+record's ``speed`` entry per cell: its own figures, its paired ratios over the other methods, and its flags.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import uuid
+from typing import Any
+
+import torch
+
+from .. import speed
+from ..api import Cell, CellResult, MethodEnv, RunContext, TimingPrep, Vocabulary
+from ..data import get_info
+from .common import method_plugin
+from .speed import load_images
+
+PEAK_SAMPLE_S = 0.2  # one matmul sample of the CPU peak, taken before every timed and instrumented round
+STAGES_NOTE = ("stages are timed separately from the headline (instrumented passes, median of breakdown_passes); "
+               "they need not sum to ms_per_image")
+
+
+class _Method:
+    """One built method of the group and what was measured of it."""
+
+    def __init__(self, cell: Cell, fitted: Any, prepared: dict[str, Any]) -> None:
+        self.cell, self.fitted, self.segmenter, self.prepared = cell, fitted, fitted.segmenter, prepared
+        self.passes: list[list[dict[str, float]]] = []  # per instrumented pass: per batch, stage -> ms per image
+        self.counts: dict[str, list[int]] = {}
+        self.flops: dict[str, int] = {}
+
+
+class GroupTiming:
+    def __init__(self, cells: list[Cell], opts: dict[str, Any], device: torch.device, ctx: RunContext) -> None:
+        self.cells, self.opts, self.device, self.ctx = cells, opts, device, ctx
+        self.results: list[CellResult | Exception | None] = [None] * len(cells)
+        self.peaks: list[float] = []
+        self.known_peak = speed.datasheet_peak(device, opts["precision"], opts["tf32"])
+
+    # ------------------------------------------------------------------------------------------ steps
+
+    def run(self) -> list[CellResult | Exception]:
+        opts, device = self.opts, self.device
+        self.tf32 = speed.set_tf32(opts["tf32"])
+        info = get_info(opts["classes"])
+        self.max_size = info.test_max_size
+        self.vocab = Vocabulary(names=tuple(info.class_names), dataset=info.name)  # no seen flags: cross-dataset
+        images, self.source = load_images(opts, self.ctx.data_root)
+        self.images = [im.to(device) for im in images]  # preloaded: no decoding or copies inside the timer
+        b = opts["batch_size"]  # 1: latency mode; > 1: throughput mode (images cycled to fill the batches)
+        self.batches = [[self.images[(i * b + j) % len(self.images)] for j in range(b)]
+                        for i in range(max(1, math.ceil(len(self.images) / b)))]
+        methods = self._build()
+        timings = self._time(methods)
+        if opts["breakdown"]:
+            self._breakdown([m for m in methods if m is not None and timings.get(id(m))])
+        group = uuid.uuid4().hex[:12]
+        measured = [m for m in methods if m is not None and id(m) in timings]
+        for i, m in enumerate(methods):
+            if m is not None and id(m) in timings and self.results[i] is None:
+                self.results[i] = self._result(m, timings, measured, group)
+        return [r if r is not None else RuntimeError("not measured") for r in self.results]
+
+    def _build(self) -> list[_Method | None]:
+        prep = TimingPrep(channels_last=self.opts["channels_last"], compile=self.opts["compile"],
+                          precision=self.opts["precision"])
+        methods: list[_Method | None] = []
+        for i, cell in enumerate(self.cells):
+            env = MethodEnv(train_dataset=self.opts["classes"], data_root=self.ctx.data_root,
+                            cache_dir=self.ctx.cache_dir, device=str(self.device), seed=self.opts["seed"],
+                            progress=self.ctx.progress, log=self.ctx.log)
+            try:
+                fitted = method_plugin(cell.row.method).build_untrained(cell.method_options, env)
+                methods.append(_Method(cell, fitted, fitted.segmenter.prepare_for_timing(prep)))
+            except Exception as exc:  # noqa: BLE001 - this cell fails, the others of the group are still timed
+                self.results[i] = exc
+                methods.append(None)
+        return methods
+
+    def _infer(self, m: _Method, batch, timer=None, grad_mode=torch.inference_mode):
+        # FlopCounterMode's module hooks need autograd metadata that inference_mode strips: no_grad there.
+        with grad_mode(), speed.autocast_context(self.device, self.opts["precision"]):
+            kwargs = {"timer": timer} if timer is not None else {}
+            return m.segmenter.predict_batch(batch, self.vocab, max_size=self.max_size, **kwargs)
+
+    def _sample_peak(self, _round: int = 0) -> None:
+        if self.known_peak is None:
+            dtype = speed.peak_dtype(self.device, self.opts["precision"])
+            self.peaks.append(speed.matmul_peak_tflops(self.device, dtype, seconds=PEAK_SAMPLE_S))
+
+    def _progress(self, what: str):
+        def report(done: int, total: int) -> None:
+            if self.ctx.progress:
+                from tqdm import tqdm
+
+                tqdm.write(f"  {self.cells[0].benchmark.name}/{self.cells[0].setting.name} ({len(self.cells)} "
+                           f"methods): {what} {done} of {total}")
+        return report
+
+    def _time(self, methods: list[_Method | None]) -> dict[int, speed.Timing]:
+        live = [m for m in methods if m is not None]
+        fns = [lambda batch, m=m: self._infer(m, batch) for m in live]
+        timings, failures = speed.time_interleaved(
+            fns, self.batches, self.device, warmup_rounds=self.opts["warmup"], repeats=self.opts["repeats"],
+            budget_s=self.opts["budget_s"], shape_of=lambda bt: tuple(tuple(im.shape) for im in bt),
+            progress=self._progress("timed round"), before_round=self._sample_peak)
+        for j, exc in failures.items():
+            self.results[methods.index(live[j])] = exc
+        return {id(m): timings[j] for j, m in enumerate(live) if j not in failures}
+
+    def _breakdown(self, live: list[_Method]) -> None:
+        """Instrumented passes, interleaved like the timed rounds, then one FLOP-counting pass per method."""
+        b = self.opts["batch_size"]
+        report = self._progress("instrumented pass")
+        for p in range(self.opts["breakdown_passes"]):
+            self._sample_peak()
+            for m in [live[(j + p) % len(live)] for j in range(len(live))]:
+                per_batch, counts = [], {}
+                for batch in self.batches:
+                    timer = speed.StageTimer(self.device)
+                    self._infer(m, batch, timer)
+                    per_batch.append({k: v / b for k, v in timer.ms.items()})
+                    for key, values in m.segmenter.counts.items():
+                        counts.setdefault(key, []).extend(values)
+                m.passes.append(per_batch)
+                m.counts = counts
+            report(p + 1, self.opts["breakdown_passes"])
+        for m in live:
+            # FLOPs of the first batch only: counting dispatches every op through Python; the other images
+            # differ only in size and N'.
+            counter = speed.StageTimer(self.device, count_flops=True)
+            with speed.no_grad_params(m.segmenter):
+                self._infer(m, self.batches[0], counter, grad_mode=torch.no_grad)
+            m.flops = dict(counter.flops)
+
+    # ------------------------------------------------------------------------------------------ records
+
+    def _result(self, m: _Method, timings: dict[int, speed.Timing], measured: list[_Method], group: str,
+                ) -> CellResult:
+        opts, device, b = self.opts, self.device, self.opts["batch_size"]
+        timing = timings[id(m)]
+        per_image = speed.Timing([t / b for t in timing.times_s], [t / b for t in timing.rounds_s])
+        result: dict[str, Any] = {
+            **per_image.summary(), "n_images": len(self.images), "images": self.source, "batch_size": b,
+            "mode": "latency" if b == 1 else "throughput", "precision": opts["precision"],
+            "channels_last": opts["channels_last"], "compile": opts["compile"], "prepared": m.prepared,
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "threads": torch.get_num_threads(), "text_cached": True, **self.tf32,
+            "protocol": (f"interleaved: {len(measured)} method(s) timed round by round on the same images, the "
+                         f"order rotated each round"),
+            "paired": {"group": group, "cells": [o.cell.id for o in measured],
+                       "fps_ratio": {o.cell.id: speed.paired_ratio(timing, timings[id(o)])
+                                     for o in measured if o is not m}},
+        }
+        if m.passes:
+            result.update(self._breakdown_figures(m, timing))
+        for key, values in m.counts.items():  # e.g. SimBaseline's N' (CLIP passes): crops_per_image, crops_mean
+            if values:
+                result[f"{key}_per_image"] = values
+                result[f"{key}_mean"] = sum(values) / len(values)
+        result["flags"] = flags(result, opts["spread_limit"])
+        return CellResult(speed=result, weights=m.fitted.weights, device=str(device), seed=opts["seed"],
+                          extra={"images_source": self.source})
+
+    def _breakdown_figures(self, m: _Method, timing: speed.Timing) -> dict[str, Any]:
+        b, n_batches = self.opts["batch_size"], len(self.batches)
+        names = list(dict.fromkeys(k for per_batch in m.passes for ms in per_batch for k in ms))
+
+        def stage_median(k: str, i: int) -> float:  # batch i, median over passes
+            return statistics.median(per_batch[i].get(k, 0.0) for per_batch in m.passes)
+
+        stages_ms = {k: statistics.mean(stage_median(k, i) for i in range(n_batches)) for k in names}
+        spreads = {k: speed.relative_spread([sum(pb[i].get(k, 0.0) for i in range(n_batches)) for pb in m.passes])
+                   for k in names}
+        if self.known_peak is not None:
+            peak, source = self.known_peak
+            peak_info: dict[str, Any] = {}
+        else:
+            peak = max(self.peaks)
+            source = (f"measured: best of {len(self.peaks)} {PEAK_SAMPLE_S:g} s samples of a "
+                      f"{speed.peak_dtype(self.device, self.opts['precision'])} matmul 1024^3 on {self.device}, "
+                      f"taken before every round of this group")
+            peak_info = {"peak_samples_tflops": list(self.peaks),
+                         "peak_spread": (max(self.peaks) - min(self.peaks)) / max(self.peaks)}
+        flops = sum(m.flops.values()) / b
+        batch0_s = statistics.median(timing.times_s[0::n_batches]) / b  # calls are ordered round by round
+        achieved = flops / batch0_s / 1e12
+        return {
+            "stages_ms": stages_ms, "stages_ms_spread": spreads, "breakdown_passes": len(m.passes),
+            "stages_note": STAGES_NOTE,
+            "stage_gmac": {k: v / 2e9 / b for k, v in m.flops.items()},
+            "gmac_of": f"batch 0 ({', '.join(str(tuple(im.shape[-2:])) for im in self.batches[0])})",
+            "gmac": flops / 2e9, "achieved_tflops": achieved, "peak_tflops": peak, "peak_source": source,
+            **peak_info, "peak_fraction": achieved / peak, "peak_percent": 100 * achieved / peak,
+            "stage_peak_fraction": {
+                k: (m.flops.get(k, 0) / b / (stage_median(k, 0) / 1000) / 1e12) / peak
+                if stage_median(k, 0) > 0 else None for k in names},
+        }
+
+
+def flags(result: dict[str, Any], limit: float) -> dict[str, str]:
+    """Figure -> why it cannot be trusted: its spread (or what it is computed from) exceeds ``limit``.
+
+    Keys: ``fps`` and ``ms_per_image`` (the spread of the cell's round times: the same images each round, so
+    it is noise, not image-to-image variation), ``fps/<cell>`` (a paired ratio), ``stages_ms.<stage>`` (its spread
+    across passes, for a stage worth >= 10% of the total), ``stages_ms`` (every stage: they sum past the headline),
+    ``peak_percent`` (the peak samples, or the timed rounds it divides)."""
+    out: dict[str, str] = {}
+    pct = f"{100 * limit:.0f}%"
+    if result["rounds"] < 2:
+        why = "a single timed round: no spread to judge it by"
+        out.update({"fps": why, "ms_per_image": why})
+    elif result["round_spread"] > limit:
+        why = f"timed rounds spread {100 * result['round_spread']:.0f}% > {pct}"
+        out.update({"fps": why, "ms_per_image": why, "peak_percent": why})
+    for other, ratio in result["paired"]["fps_ratio"].items():
+        if ratio is not None and ratio["spread"] > limit:
+            out[f"fps/{other}"] = f"per-round ratios spread {100 * ratio['spread']:.0f}% > {pct}"
+    if "stages_ms" in result:
+        total = sum(result["stages_ms"].values())
+        wide = {k: v for k, v in result["stages_ms_spread"].items()  # stages under a tenth of the total: noise
+                if v > limit and result["stages_ms"][k] >= 0.1 * total}
+        for k, v in wide.items():
+            out[f"stages_ms.{k}"] = f"instrumented passes spread {100 * v:.0f}% > {pct}"
+        if total > (1 + limit) * result["ms_per_image"]:
+            out["stages_ms"] = (f"stages sum to {total:.0f} ms, more than {pct} over the headline "
+                                f"{result['ms_per_image']:.0f} ms")
+        if result.get("peak_spread", 0.0) > limit:
+            out["peak_percent"] = f"peak samples spread {100 * result['peak_spread']:.0f}% > {pct}"
+    return out
