@@ -49,8 +49,39 @@ class DoubleTask:
         )
 
 
+GROUPS: list[list[str]] = []  # cell ids of each group GroupTask ran together
+
+
+class GroupTask(DoubleTask):
+    """DoubleTask whose cells of one benchmark and setting run together (as speed's do); ``here: false`` is a
+    cell that does not run on this machine."""
+
+    def check(self, cell):
+        unknown = set(cell.task_options) - {"offset", "seed", "here"}
+        if unknown:
+            raise ConfigError(f"unknown task option(s) {sorted(unknown)}")
+
+    def skip_reason(self, cell, ctx):
+        return None if cell.task_options.get("here", True) else "not on this machine"
+
+    def group_key(self, cell):
+        return (cell.benchmark.name, cell.setting.name)
+
+    def run_group(self, cells, ctx):
+        GROUPS.append([c.id for c in cells])
+        out = []
+        for cell in cells:
+            try:
+                out.append(self.run(cell, ctx))
+            except RuntimeError as exc:
+                out.append(exc)
+        return out
+
+
 ECHO = EchoMethod()
 DOUBLE_TASK = DoubleTask()
 METHODS.register("double-echo", "doubles:ECHO")
 TASKS.register("double-task", "doubles:DOUBLE_TASK")
+GROUP_TASK = GroupTask()
+TASKS.register("group-task", "doubles:GROUP_TASK")
 DATASETS.register("double-data", "doubles:ECHO")

@@ -221,7 +221,9 @@ def flags(result: dict[str, Any], limit: float) -> dict[str, str]:
         why = f"timed rounds spread {100 * result['round_spread']:.0f}% > {pct}"
         out.update({"fps": why, "ms_per_image": why, "peak_percent": why})
     for other, ratio in result["paired"]["fps_ratio"].items():
-        if ratio is not None and ratio["spread"] > limit:
+        if ratio is not None and ratio["rounds"] < 2:
+            out[f"fps/{other}"] = "a single paired round: no spread to judge it by"
+        elif ratio is not None and ratio["spread"] > limit:
             out[f"fps/{other}"] = f"per-round ratios spread {100 * ratio['spread']:.0f}% > {pct}"
     if "stages_ms" in result:
         total = sum(result["stages_ms"].values())
