@@ -166,9 +166,10 @@ def test_targets_from_semantic_one_mask_per_present_class() -> None:
     assert not t["masks"].any(0)[label == 255].any()
 
 
-def test_semantic_inference_matches_manual() -> None:
+@pytest.mark.parametrize("q, k", [(3, 2), (3, 7)])  # more masks than classes, and fewer (masks resized first)
+def test_semantic_inference_matches_manual(q, k) -> None:
     g = torch.Generator().manual_seed(5)
-    q, k, h, w = 3, 2, 4, 5
+    h, w = 4, 5
     cls = torch.randn(1, q, k + 1, generator=g)
     masks = torch.randn(1, q, h, w, generator=g)
     image_size, output_size = (13, 17), (26, 34)  # inside a 16x20 padded input
