@@ -10,7 +10,10 @@ option). It knows
 - ``label``: how the figure names this instance (e.g. "GPS alpha=1").
 
 A new rule is one class with ``@register_rule`` (see methods/README.md); `ps`'s choices, the figure and the
-listing follow from the table.
+listing follow from the table. A rule with a softmax computes it through ``F.scaled_dot_product_attention``
+(`_softmax_attention`, as `Vanilla`, `GPS` and `MPS` do): a fused kernel that never materialises the T x T
+matrix where one exists, the same kernel for every method (issue 17), and one the speed task's FLOP counter sees.
+Every block, with a rule or without, runs through `run_block`.
 """
 
 from __future__ import annotations
