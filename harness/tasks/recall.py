@@ -68,7 +68,9 @@ class RecallTask:
         import torch
 
         from ..data import get_info, open_dataset
+        from ..data.fingerprint import split_fingerprint
         from ..train import distributed as dist_utils
+        from ..train.stages import keyed_by_data
 
         opts = _options(cell)
         info = get_info(cell.benchmark.dataset)
@@ -78,7 +80,8 @@ class RecallTask:
         env = MethodEnv(train_dataset=opts["train_dataset"], data_root=ctx.data_root, cache_dir=ctx.cache_dir,
                         device=ctx.device, seed=opts["seed"], schedules=opts["train"], progress=ctx.progress,
                         log=ctx.log)
-        fitted = METHODS.get(cell.row.method).fit(cell.method_options, env)
+        with keyed_by_data(split_fingerprint(get_info(opts["train_dataset"]), "train", ctx.data_root)):
+            fitted = METHODS.get(cell.row.method).fit(cell.method_options, env)  # stages keyed by the data
         device = fitted.segmenter.void_embedding.device
 
         n = len(dataset) if opts["max_images"] is None else min(len(dataset), opts["max_images"])

@@ -94,9 +94,11 @@ class SegmentationTask:
         from tqdm import tqdm
 
         from ..data import get_info, open_dataset
+        from ..data.fingerprint import split_fingerprint
         from ..eval import ConfusionMatrix
         from ..eval.metrics import compute_metrics
         from ..train import distributed as dist_utils
+        from ..train.stages import keyed_by_data
 
         opts = _options(cell)
         env = MethodEnv(train_dataset=opts["train_dataset"], data_root=ctx.data_root, cache_dir=ctx.cache_dir,
@@ -106,7 +108,8 @@ class SegmentationTask:
         for name in dict.fromkeys([opts["train_dataset"], info.name]):
             prepare_synthetic(get_info(name), ctx.data_root, opts["synthetic"])
         dataset = open_dataset(info.name, opts["split"], ctx.data_root)  # fail on missing data before training
-        fitted = METHODS.get(cell.row.method).fit(cell.method_options, env)
+        with keyed_by_data(split_fingerprint(get_info(opts["train_dataset"]), "train", ctx.data_root)):
+            fitted = METHODS.get(cell.row.method).fit(cell.method_options, env)  # stages keyed by the data
         segmenter = fitted.segmenter
         device = segmenter.void_embedding.device
         names = list(info.class_names)

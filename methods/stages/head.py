@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from harness.data import get_info, open_dataset
 from harness.data.transforms import train_transform
-from harness.train.checkpoint import trainable_state
+from harness.train.checkpoint import atomic_torch_save, load_stage_file, trainable_state
 from harness.train.loop import TrainConfig, train
 
 from .common import resolve_device, stack_batch, stage_schedule, step_indices
@@ -41,10 +39,10 @@ def train_head(segmenter, env, directory: Path, schedule: dict) -> dict:
         return images.to(device), labels.to(device), names
 
     result = train(segmenter, batch_fn, cfg, directory, device, desc="stage 3: head", progress=env.progress)
-    torch.save(trainable_state(segmenter), directory / "final.pt")
+    atomic_torch_save(trainable_state(segmenter), directory / "final.pt")
     return {"steps": result.steps, "final_losses": result.final_losses, "schedule": cfg.as_dict(),
             "trainable": segmenter.trainable_parameters()}
 
 
 def load_head(segmenter, directory: Path) -> None:
-    segmenter.load_state_dict(torch.load(directory / "final.pt", map_location="cpu"), strict=False)
+    segmenter.load_state_dict(load_stage_file(directory / "final.pt"), strict=False)

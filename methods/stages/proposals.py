@@ -15,6 +15,7 @@ from torch import nn
 from harness.data import get_info, open_dataset
 from harness.data.info import TrainSettings
 from harness.data.transforms import train_transform
+from harness.train.checkpoint import atomic_torch_save, load_stage_file
 from harness.train.loop import TrainConfig, train
 
 from ..components.proposals import (
@@ -94,10 +95,10 @@ def train_proposals(model: MaskFormer, text_embeddings: torch.Tensor, env, direc
 
     module = ProposalTraining(model, text_embeddings, info.ignore_index).to(device)
     result = train(module, batch_fn, cfg, directory, device, desc="stage 2: proposals", progress=env.progress)
-    torch.save(model.state_dict(), directory / "final.pt")
+    atomic_torch_save(model.state_dict(), directory / "final.pt")
     return {"steps": result.steps, "final_losses": result.final_losses, "schedule": cfg.as_dict(),
             "maskformer": {k: v for k, v in vars(model.cfg).items()}, "backbone_init": model.weights_info}
 
 
 def load_proposals(model: MaskFormer, directory: Path) -> None:
-    model.load_state_dict(torch.load(directory / "final.pt", map_location="cpu"))
+    model.load_state_dict(load_stage_file(directory / "final.pt"))

@@ -44,7 +44,7 @@ def test_two_processes_asking_for_one_stage_build_it_once_and_both_read_it(tmp_p
     for p in procs:
         p.join(timeout=60)
     assert [r[0] for r in results] == ["ok", "ok"], results
-    assert results[0][1:] == results[1][1:] == (float(torch.arange(200_000).sum()), results[0][2])
+    assert results[0][1:] == results[1][1:] == (float(torch.arange(200_000, dtype=torch.float32).sum()), results[0][2])
     builds = count_file.read_text().split()
     assert len(builds) == 1, f"the stage was built {len(builds)} times (by {builds}); the second must reuse it"
     done = json.loads((tmp_path / "cache" / "prompts" / results[0][2] / "done.json").read_text())
