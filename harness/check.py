@@ -26,6 +26,7 @@ import yaml
 from .errors import RecordError
 from .results import load_records
 from .tables import record_value
+from .yaml_lines import load_yaml
 
 DIRECTIONS = ("higher", "lower", "equal")
 CHECK_KEYS = {"cell", "over", "metric", "value", "tolerance", "direction", "suite", "note"}
@@ -58,7 +59,7 @@ class Outcome:
 def load_reference(path: str | Path) -> tuple[dict, list[Check]]:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))  # 1e-3 is a number here too
     except FileNotFoundError:
         raise RecordError(f"reference file {path} does not exist. References live in results/reference/.") from None
     except yaml.YAMLError as exc:

@@ -53,6 +53,7 @@ def parse_options(items: list[str]) -> dict:
     import yaml
 
     from ..errors import ConfigError
+    from ..yaml_lines import load_yaml
 
     options = {}
     for item in items:
@@ -60,7 +61,7 @@ def parse_options(items: list[str]) -> dict:
         if not sep or not key.strip():
             raise ConfigError(f"--option {item!r} must be KEY=VALUE, e.g. --option test_short_side=640.")
         try:
-            options[key.strip()] = yaml.safe_load(value)
+            options[key.strip()] = load_yaml(value)
         except yaml.YAMLError as exc:
             raise ConfigError(f"--option {item!r}: the value is not valid YAML ({exc}).") from None
     return options
