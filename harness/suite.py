@@ -32,6 +32,7 @@ number) and the result is validated exactly like the file. Layers apply in order
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -140,8 +141,6 @@ def _check_mapping(data: Any, allowed: dict[str, type], path: KeyPath, where: _W
         raise where.error(path, f"expected a mapping, got {type_name(data)}.")
     for key, value in data.items():
         if key not in allowed:
-            import difflib
-
             close = difflib.get_close_matches(str(key), list(allowed), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise where.error((*path, key), f"unknown key {key!r}.{hint} Allowed keys: {', '.join(allowed)}.")
@@ -230,8 +229,10 @@ def load_suite(path: str | Path, profile: str | None = None, overrides: list[str
                                                   f"{type_name(body)}.")
     profile = profile or data.get("default_profile") or DEFAULT_PROFILE
     if profile != DEFAULT_PROFILE and profile not in profiles:
-        known = ", ".join([DEFAULT_PROFILE, *profiles]) if profiles else DEFAULT_PROFILE
-        raise ConfigError(f"{path}: unknown profile {profile!r}. This suite's profiles: {known}.")
+        names = list(dict.fromkeys([DEFAULT_PROFILE, *profiles]))  # 'paper' may also be written out
+        close = difflib.get_close_matches(profile, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{path}: unknown profile {profile!r}.{hint} This suite's profiles: {', '.join(names)}.")
 
     data = copy.deepcopy(data)
     origin: dict[KeyPath, str] = {}

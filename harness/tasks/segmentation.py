@@ -23,13 +23,13 @@ from typing import Any
 from ..api import Cell, CellResult, MethodEnv, RunContext
 from ..errors import ConfigError
 from ..registries import DATASETS, METHODS
+from ..train.settings import check_train_settings
 
 OPTIONS: dict[str, type | tuple[type, ...]] = {
     "seed": int, "train_dataset": str, "split": str, "max_images": (int, type(None)), "convention": str,
     "train": dict, "synthetic": dict,
 }
 SYNTHETIC_KEYS = {"n_train", "n_val", "size", "seed"}
-STAGES = ("prompts", "proposals", "head")
 
 
 def _options(cell: Cell) -> dict[str, Any]:
@@ -40,9 +40,7 @@ def _options(cell: Cell) -> dict[str, Any]:
     for key, kind in OPTIONS.items():
         if key in opts and not isinstance(opts[key], kind):
             raise ConfigError(f"option {key}={opts[key]!r} has the wrong type for task 'segmentation'.")
-    bad_stages = sorted(set(opts.get("train", {})) - set(STAGES))
-    if bad_stages:
-        raise ConfigError(f"train: unknown stage(s) {bad_stages}; stages are {', '.join(STAGES)}.")
+    check_train_settings(opts.get("train", {}))
     bad_synth = sorted(set(opts.get("synthetic", {})) - SYNTHETIC_KEYS)
     if bad_synth:
         raise ConfigError(f"synthetic: unknown key(s) {bad_synth}; known: {', '.join(sorted(SYNTHETIC_KEYS))}.")

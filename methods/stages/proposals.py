@@ -20,13 +20,13 @@ from harness.train.loop import TrainConfig, train
 
 from ..components.proposals import (
     MaskFormer,
-    MaskFormerConfig,
     SetCriterion,
     normalise_images,
     pad_to_divisible,
     targets_from_semantic,
 )
 from .common import resolve_device, stack_batch, stage_schedule, step_indices
+from .proposal_options import proposal_config
 
 OFFICIAL = TrainConfig(iters=60000, batch_size=32, lr=1e-4, weight_decay=1e-4, optimizer="adamw",
                        schedule="poly", power=0.9, clip_grad_norm=0.01, lr_multipliers=(("backbone", 0.1),),
@@ -70,9 +70,7 @@ class ProposalTraining(nn.Module):
 
 
 def build_maskformer(spec, embed_dim: int) -> MaskFormer:
-    overrides = dict(spec.proposals)
-    preset = overrides.pop("preset", None)
-    cfg = MaskFormerConfig.smoke(**overrides) if preset == "smoke" else MaskFormerConfig(**overrides)
+    cfg = proposal_config(spec.proposals)
     if cfg.embed_dim != embed_dim:  # the class embedding lives in CLIP's joint space
         from dataclasses import replace
 
