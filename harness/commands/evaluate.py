@@ -36,14 +36,16 @@ def run(args: argparse.Namespace) -> int:
     from harness.data import data_root, get_info
     from harness.eval.metrics import compute_metrics
     from harness.eval.predictions import score_prediction_dir
+    from harness.paths import check_output_file
     from harness.results import new_record, write_record
 
     info = get_info(args.dataset)
     pred_dir = Path(args.pred)
+    out = Path(args.out) if args.out else Path("results") / "external" / info.name / f"{pred_dir.resolve().name}.json"
+    check_output_file(out, "--out")  # before scoring: scores are never computed and then lost
     scored = score_prediction_dir(info, pred_dir, split=args.split, root=data_root(args.data_root), progress=None)
     metrics = compute_metrics(scored.matrix, unseen=scored.unseen, convention=args.convention,
                               class_names=scored.class_names)
-    out = Path(args.out) if args.out else Path("results") / "external" / info.name / f"{pred_dir.resolve().name}.json"
     record = new_record(
         suite="evaluate", method="external", method_spec={"pred_dir": str(pred_dir.resolve()), "split": args.split},
         benchmark=info.name, dataset=info.name, profile="external", metrics=metrics,
