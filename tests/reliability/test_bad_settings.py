@@ -100,3 +100,10 @@ def test_class_names_that_differ_only_in_case_are_rejected():
     with pytest.raises(DataError, match=r"duplicate class names \['Car', 'car'\].*lowercases"):
         DatasetInfo(name="mine", title="mine", class_names=("Car", "car", "road"), raw_format=None,
                     layout=Layout(val=SplitLayout("m/i", "m/l")))
+
+
+def test_a_bad_training_setting_stops_a_real_run_before_any_record(cli, tmp_path):
+    code, out, err = cli("run", SMOKE, "--out", tmp_path / "runs", "--data-root", tmp_path / "data",
+                         "--cache-dir", tmp_path / "cache", "--no-progress", "--set", "defaults.train.prompts.iters=-5")
+    assert code == 2 and "train.prompts.iters must be an integer >= 1, got -5" in err
+    assert not list(tmp_path.rglob("*.json")) and not (tmp_path / "cache").exists()

@@ -95,3 +95,27 @@ def test_scientific_notation_trains(cli, run_copy):
     record = load_record(record_path)
     assert record["status"] == "ok" and record["task_options"]["train"]["head"]["lr"] == 0.001
     assert record["stages"]["head"]["schedule"]["lr"] == 0.001 and record["stages"]["head"]["cached"] is False
+
+
+def test_ctrl_c_exits_130_keeps_finished_records_and_resumes(cli, tmp_path, monkeypatch):
+    import doubles
+    from suite_helpers import BASIC, write
+
+    suite = write(tmp_path, BASIC.replace("table: null_table\n", ""))
+    real_run = doubles.DOUBLE_TASK.run
+    calls = []
+
+    def interrupted(cell, ctx):
+        calls.append(cell.id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run(cell, ctx)
+
+    monkeypatch.setattr(doubles.DOUBLE_TASK, "run", interrupted)
+    code, _, err = cli("run", suite, "--out", tmp_path / "out", "--no-progress")
+    assert code == 130 and "re-run the same command to resume" in err
+    (kept,) = list((tmp_path / "out").rglob("*.json"))
+    assert load_record(kept)["status"] == "ok"
+    monkeypatch.setattr(doubles.DOUBLE_TASK, "run", real_run)
+    code, out, _ = cli("run", suite, "--out", tmp_path / "out", "--no-progress")
+    assert code == 0 and "3 ran, 1 skipped (already recorded)" in out
