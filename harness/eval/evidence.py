@@ -37,8 +37,9 @@ def confusion_problem(record: dict[str, Any]) -> str | None:
         return f"its confusion matrix {path} cannot be read ({exc})"
     metrics = record.get("metrics") or {}
     stored = metrics.get("per_class_iou") or {}
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(stored):
-        return f"its confusion matrix {path} has shape {matrix.shape}, not {len(stored)} x {len(stored)} classes"
+    k = len(stored)
+    if matrix.ndim != 2 or matrix.shape[0] != k or matrix.shape[1] not in (k, k + 1):  # K+1: no-prediction column
+        return f"its confusion matrix {path} has shape {matrix.shape}, not {k} x {k} classes"
     convention = record.get("miou_convention") or DEFAULT_CONVENTION
     if convention not in CONVENTIONS:
         return f"it names an unknown mIoU convention {convention!r}"
@@ -47,7 +48,7 @@ def confusion_problem(record: dict[str, Any]) -> str | None:
         if not _close(value, None if np.isnan(again) else float(again * 100)):
             return f"its confusion matrix {path} gives IoU {again * 100:.4g} for {cls!r}, the record {value}"
     total = matrix.sum()
-    pacc = float(np.trace(matrix) / total * 100) if total else None
+    pacc = float(np.trace(matrix[:, :k]) / total * 100) if total else None
     if "pacc" in metrics and not _close(metrics["pacc"], pacc):
         return f"its confusion matrix {path} gives pAcc {pacc}, the record {metrics['pacc']}"
     return None

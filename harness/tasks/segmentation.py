@@ -119,13 +119,17 @@ class SegmentationTask:
         n = len(dataset) if opts["max_images"] is None else min(len(dataset), opts["max_images"])
         indices = list(range(n))[dist_utils.rank()::dist_utils.world_size()]
         matrix = ConfusionMatrix(len(names), device=device, ignore_index=info.ignore_index)
+        writer = _prediction_writer(cell, ctx, info)
         crops = []
         for i in tqdm(indices, desc=f"evaluate {info.name}", unit="img", leave=False,
                       disable=not ctx.progress or not dist_utils.is_main()):
             item = dataset[i]
             scores = segmenter.predict(item["image"], names, max_size=info.test_max_size, seen=seen_mask,
                                        dataset=info.name)
-            matrix.update(scores.argmax(0), item["label"].to(device))
+            prediction = scores.argmax(0)
+            matrix.update(prediction, item["label"].to(device))
+            if writer is not None:
+                writer.add(item["file_name"], prediction)
             crops += getattr(segmenter, "last_crops", [])
         matrix.all_reduce()
         metrics = compute_metrics(matrix, seen=info.seen if zero_shot else None,
@@ -135,9 +139,22 @@ class SegmentationTask:
                  "stages": fitted.stages, "world_size": dist_utils.world_size()}
         if crops:
             extra["crops_per_image_mean"] = sum(crops) / len(crops)
+        if writer is not None:
+            extra["predictions"] = writer.close()
         return CellResult(metrics=metrics, weights=fitted.weights, miou_convention=opts["convention"],
                           confusion=matrix.numpy(), device=str(device), seed=opts["seed"], extra=extra,
                           method_spec={"stage_hashes": fitted.weights.get("stages", {})})
+
+
+def _prediction_writer(cell: Cell, ctx: RunContext, info):
+    """With run --save-predictions: a writer into ``<record stem>.predictions/`` beside the cell's record."""
+    if ctx.save_predictions is None:
+        return None
+    from ..eval.prediction_files import PredictionWriter
+    from ..runner import record_path
+
+    record = record_path(ctx.out_dir, cell)
+    return PredictionWriter(ctx.save_predictions, record.with_name(f"{record.stem}.predictions"), info)
 
 
 def prepare_synthetic(info, root, params: dict) -> None:
