@@ -21,6 +21,7 @@ Raw layouts (``--raw`` points at):
   ``SegmentationClassContext/*.png`` (0 background, 1..59 in the catalog order) and
   ``ImageSets/SegmentationContext/{train,val}.txt``.
 - ``ade20k``: ``ADEChallengeData2016/``: ``images/{training,validation}``, ``annotations/{training,validation}``.
+- ``voc2012`` and ``cityscapes`` (the training-free family's VOC-21 and Cityscapes): see ``raw_extra``.
 """
 
 from __future__ import annotations
@@ -40,54 +41,7 @@ from harness.errors import DataError
 from .info import DatasetInfo
 from .io import image_size, link_or_copy, read_label, write_label_png
 from .layout import MAX_NAMED, list_samples, manifest_path, split_layout, verify_prepared
-
-
-@dataclass(frozen=True)
-class RawPair:
-    stem: str
-    image: Path
-    label: Path
-
-
-# -- reading the raw layouts ---------------------------------------------------------------------------
-def _find_list(raw: Path, candidates: tuple[str, ...], what: str) -> Path:
-    for c in candidates:
-        if (raw / c).is_file():
-            return raw / c
-    raise DataError(
-        f"the {what} list is missing: looked for {', '.join(str(raw / c) for c in candidates)}. "
-        f"Point --raw at the folder that holds it."
-    )
-
-
-def _listed_pairs(raw: Path, list_file: Path, image_dir: str, label_dir: str) -> list[RawPair]:
-    stems = [line.split()[0] for line in list_file.read_text().splitlines() if line.strip()]
-    pairs = [RawPair(s, raw / image_dir / f"{s}.jpg", raw / label_dir / f"{s}.png") for s in stems]
-    missing = [str(p) for pair in pairs for p in (pair.image, pair.label) if not p.is_file()]
-    if missing:
-        raise DataError(
-            f"{len(missing)} files named in {list_file} are missing: "
-            f"{', '.join(missing[:MAX_NAMED])}{' ...' if len(missing) > MAX_NAMED else ''}. "
-            f"The raw download is incomplete; re-extract it."
-        )
-    return pairs
-
-
-def _folder_pairs(image_dir: Path, label_dir: Path) -> list[RawPair]:
-    for d in (image_dir, label_dir):
-        if not d.is_dir():
-            raise DataError(f"the raw folder {d} does not exist; point --raw at the dataset's download folder.")
-    labels = sorted(p for p in label_dir.glob("*.png"))
-    pairs = [RawPair(p.stem, image_dir / f"{p.stem}.jpg", p) for p in labels]
-    missing = [p.image.name for p in pairs if not p.image.is_file()]
-    if missing:
-        raise DataError(
-            f"{len(missing)} label maps in {label_dir} have no image in {image_dir}: "
-            f"{', '.join(missing[:MAX_NAMED])}{' ...' if len(missing) > MAX_NAMED else ''}."
-        )
-    if not pairs:
-        raise DataError(f"no label maps (*.png) in {label_dir}; is --raw the right folder?")
-    return pairs
+from .raw_pairs import RawPair, _find_list, _folder_pairs, _listed_pairs
 
 
 def raw_pairs(raw_format: str, raw: Path, split: str) -> list[RawPair]:
@@ -105,6 +59,10 @@ def raw_pairs(raw_format: str, raw: Path, split: str) -> list[RawPair]:
     if raw_format == "ade20k":
         folder = {"train": "training", "val": "validation"}[split]
         return _folder_pairs(raw / "images" / folder, raw / "annotations" / folder)
+    from .raw_extra import EXTRA_RAW_READERS  # the training-free benchmarks' formats (VOC2012, Cityscapes)
+
+    if raw_format in EXTRA_RAW_READERS:
+        return EXTRA_RAW_READERS[raw_format](raw, split)
     raise DataError(f"unknown raw format {raw_format!r}.")
 
 
@@ -116,6 +74,8 @@ def lookup_table(info: DatasetInfo, split: str) -> np.ndarray:
     kept = info.seen if seen_only else range(info.num_classes)
     for new_id, cls in enumerate(kept):
         lut[info.raw_ids[cls]] = new_id
+    if info.background_raw_ids and not seen_only:
+        lut[list(info.background_raw_ids)] = 0  # COCO-Object: every stuff value is background (class 0)
     return lut
 
 
@@ -233,6 +193,8 @@ def prepare_dataset(info: DatasetInfo, raw: str | Path, out: str | Path, workers
             "raw_pairs": sum(counts.values()),
             "classes": len(info.split_class_names(split)),
         }
+        if info.official_count(split) is not None:
+            manifest["splits"][split]["official_samples"] = info.official_count(split)
     manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     path = manifest_path(info, out)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -243,5 +205,8 @@ def prepare_dataset(info: DatasetInfo, raw: str | Path, out: str | Path, workers
         log(f"{info.name} {split}: {c['samples']} samples, {c['classes']} classes "
             f"(labels 0..{c['classes'] - 1}, ignore {info.ignore_index}); "
             f"{c['left_out_no_labelled_pixel']} of {c['raw_pairs']} raw maps left out (no labelled pixel)")
+        if c.get("official_samples", c["samples"]) != c["samples"]:
+            log(f"WARNING: {info.name} {split} has {c['samples']} samples, the official split has "
+                f"{c['official_samples']}: the raw download at {raw} is incomplete or is another split.")
     log(f"verified: label values in range, label sizes equal image sizes. Manifest: {path}")
     return manifest
