@@ -1,19 +1,20 @@
 """The METHODS registry's plugin module: one line per method plugin.
 
-Adding a method: write ``methods/<name>.py`` with a plugin object (see ``harness.api.MethodPlugin``) and
-add one ``METHODS.register(...)`` line here.
+Adding a method: write ``methods/plugins/<name>.py`` with a plugin object (a ``methods.plugin.Plugin``, or any
+``harness.api.SegmentationMethod``) and add one ``METHODS.register(...)`` line here (methods/README.md).
 """
 
 from harness.registries import METHODS, TOOLS
 
-METHODS.register("baseline", "methods.baseline:BASELINE")
-METHODS.register("baseline+", "methods.baseline:BASELINE_PLUS")
-METHODS.register("baseline+ps", "methods.deop:BASELINE_PLUS_PS")
-METHODS.register("baseline+cal", "methods.deop:BASELINE_PLUS_CAL")
-METHODS.register("deop", "methods.deop:DEOP")
-METHODS.register("simbaseline", "methods.simbaseline:SIMBASELINE")
+METHODS.register("baseline", "methods.plugins.baseline:BASELINE")
+METHODS.register("baseline+", "methods.plugins.baseline:BASELINE_PLUS")
+METHODS.register("baseline+ps", "methods.plugins.deop:BASELINE_PLUS_PS")
+METHODS.register("baseline+cal", "methods.plugins.deop:BASELINE_PLUS_CAL")
+METHODS.register("deop", "methods.plugins.deop:DEOP")
+METHODS.register("simbaseline", "methods.plugins.simbaseline:SIMBASELINE")
 
-TOOLS.register("demo-model", "methods.inspect.demo_model:load_demo_model")
-TOOLS.register("attention-maps", "methods.inspect.attention:attention_maps")
-TOOLS.register("miniworld-pretrain", "methods.miniworld.record:pretrain_and_record")
-TOOLS.register("miniworld-probe", "methods.miniworld.record:probe_checkpoint")
+TOOLS.register("demo-model", "methods.tools.demo_model:load_demo_model")
+TOOLS.register("attention-maps", "methods.tools.attention:attention_maps")
+TOOLS.register("miniworld-pretrain", "methods.tools.miniworld.record:pretrain_and_record")
+TOOLS.register("miniworld-probe", "methods.tools.miniworld.record:probe_checkpoint")
+TOOLS.register("attention-rules", "methods.components.attention_rules:rule_descriptions")
