@@ -16,9 +16,9 @@ from typing import Any
 import torch
 
 from .. import speed
-from ..api import Cell, CellResult, MethodEnv, RunContext, TimingPrep, Vocabulary
+from ..api import Cell, CellResult, MethodEnv, RunContext, TimingPrep
 from ..data import get_info
-from .common import method_plugin
+from .common import method_plugin, vocabulary
 
 PEAK_SAMPLE_S = 0.2  # one matmul sample of the CPU peak, taken before every timed and instrumented round
 STAGES_NOTE = ("stages are timed separately from the headline (instrumented passes, median of breakdown_passes); "
@@ -72,7 +72,7 @@ class GroupTiming:
         self.tf32 = speed.set_tf32(opts["tf32"])
         info = get_info(opts["classes"])
         self.max_size = info.test_max_size
-        self.vocab = Vocabulary(names=tuple(info.class_names), dataset=info.name)  # no seen flags: cross-dataset
+        self.vocab = vocabulary(info, zero_shot=False)  # no seen flags (as cross-dataset); the background, if any
         images, self.source = load_images(opts, self.ctx.data_root)
         self.images = [im.to(device) for im in images]  # preloaded: no decoding or copies inside the timer
         b = opts["batch_size"]  # 1: latency mode; > 1: throughput mode (images cycled to fill the batches)
