@@ -43,13 +43,14 @@ def test_severed_rows_follow_each_rule():
 
 
 def test_maps_of_a_method_without_severance_match_the_last_blocks_own_input(tmp_path):
-    """The last block's input is read independently (a pre-hook on the block, which runs as open_clip's own
-    module when it has no rule); its attention weights come from torch's MultiheadAttention."""
+    """The last block's input is read independently (a pre-hook on the block's ln_1, the first thing every block
+    runs: blocks run through `run_block`, not open_clip's module call); its attention weights come from torch's
+    MultiheadAttention."""
     fitted = build("baseline", TINY, tmp_path)
     segmenter = fitted.segmenter
     block = segmenter.dense.visual.transformer.resblocks[-1]
     seen = {}
-    hook = block.register_forward_pre_hook(lambda _m, args: seen.__setitem__("x", args[0]))
+    hook = block.ln_1.register_forward_pre_hook(lambda _m, args: seen.__setitem__("x", args[0]))
     image = scene(64, 96)  # short side 64 = test_short_side: a 4 x 6 grid of 16-pixel patches, no padding
     try:
         maps = attention_maps(segmenter, image, ["sky", "grass", "red disc"], patches=[(95, 63), (20, 5)])
