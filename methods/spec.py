@@ -1,25 +1,29 @@
-"""A method is data: a `MethodSpec` over the shared components, and a `Plugin` that resolves options into one.
+"""A method is data: a `MethodSpec` over the shared components (a `methods.plugin.Plugin` resolves options into one).
 
 Variants are specs, not subclasses (timm-style): `baseline`, `baseline+`, `baseline+ps`, `baseline+cal`, `deop`
 and `simbaseline` are the same two pipelines (one-pass, multi-pass) with different fields. A suite row's options
-override the plugin's defaults; unknown options and bad values are `ConfigError`s naming the choices.
+override the plugin's defaults; unknown options and bad values are `ConfigError`s naming the choices. The `ps`
+choices are the registered attention rules (`methods.components.attention_rules.ATTENTION_RULES`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import ConfigError
 
+from .components.attention_rules import ATTENTION_RULES
+
+# Choices of the string options; `ps` is checked against the attention-rule table, which plugins may extend.
+# A new `kind` also needs its segmenter class in `methods.pipelines.assemble.PIPELINES`.
 CHOICES: dict[str, tuple[Any, ...]] = {
     "kind": ("one-pass", "multi-pass"),
     "text_prompt": ("offline", "learnable", "templates"),
     "templates": ("single", "vild", "imagenet"),
     "visual_prompt": ("none", "add"),
-    "ps": ("none", "gps", "coverage", "mps"),
     "cal": ("none", "query", "conv"),
     "conv_variant": ("paper", "released"),
     "input_normalisation": ("imagenet", "clip"),
@@ -44,9 +48,10 @@ class MethodSpec:
     # Visual prompts (METHOD_SPEC 4.3-4.4): additive tables at the input and before ln_1 of these blocks.
     visual_prompt: str = "none"
     prompt_layers: tuple[int, ...] = (1, 2, 3, 4, 5)
-    # Patch severance (paper 4.1, METHOD_SPEC 5): "gps" = alpha*I + (1-alpha)*Attn in the last len(alpha) blocks
-    # (alpha[0] for the last block, alpha[1] for the one before); "coverage" = the released code's identity
-    # scaled by the mask coverage, last block; "mps" = mask-guided severance, last block.
+    # Patch severance (paper 4.1, METHOD_SPEC 5): the name of a registered attention rule. "gps" = alpha*I +
+    # (1-alpha)*Attn in the last len(alpha) blocks (alpha[0] for the last block, alpha[1] for the one before);
+    # "coverage" = the released code's identity scaled by the mask coverage, last block; "mps" = mask-guided
+    # severance, last block (`python -m harness list rules`).
     ps: str = "none"
     alpha: tuple[float, ...] = (1.0,)
     # CAL (paper 4.2, METHOD_SPEC 6): query-based heatmap decoder with K inner layers, or conv-based.
@@ -73,7 +78,7 @@ class MethodSpec:
     proposals: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, choices in CHOICES.items():
+        for name, choices in {**CHOICES, "ps": tuple(ATTENTION_RULES)}.items():
             value = getattr(self, name)
             if value not in choices:
                 raise ConfigError(f"option {name}={value!r} is not one of {', '.join(map(str, choices))}.")
@@ -100,72 +105,3 @@ class MethodSpec:
         out["ensemble_lambda"] = dict(self.ensemble_lambda)
         out["proposals"] = dict(self.proposals)
         return out
-
-
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    """Bring a YAML value to the field's type (lists -> tuples, ints -> floats where a float is expected)."""
-    if isinstance(default, tuple):
-        if not isinstance(value, list | tuple):
-            value = [value]
-        inner = type(default[0]) if default else None
-        return tuple(float(v) if inner is float and isinstance(v, int) else v for v in value)
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(default, Mapping):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"option {name} must be a mapping, got {value!r}.")
-        return dict(value)
-    if default is not None and not isinstance(value, type(default)) and value is not None:
-        raise ConfigError(f"option {name} must be {type(default).__name__}, got {value!r}.")
-    return value
-
-
-class Plugin:
-    """A registered method: a name, a description and the defaults its options override."""
-
-    def __init__(self, name: str, description: str, **defaults: Any) -> None:
-        self.name = name
-        self.description = description
-        self.defaults = defaults
-        self.resolve({})  # a plugin with bad defaults fails at import, not in a suite
-
-    def spec(self, options: Mapping[str, Any]) -> MethodSpec:
-        known = {f.name: f for f in fields(MethodSpec)}
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            import difflib
-
-            hints = [f"{u!r} (did you mean {c[0]!r}?)" if (c := difflib.get_close_matches(u, known, 1)) else repr(u)
-                     for u in unknown]
-            raise ConfigError(f"method {self.name!r}: unknown option(s) {', '.join(hints)}. "
-                              f"Options: {', '.join(known)}.")
-        values = {**self.defaults, **options}
-        base = MethodSpec()
-        coerced = {k: _coerce(k, v, getattr(base, k)) for k, v in values.items()}
-        try:
-            return MethodSpec(**coerced)
-        except ConfigError as exc:
-            raise ConfigError(f"method {self.name!r}: {exc}") from None
-
-    def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        return self.spec(options).as_dict()
-
-    def preflight(self, options: Mapping[str, Any]) -> list[str]:
-        """What this method would miss before it starts (weights that cannot be found), as messages."""
-        from .components.weights import weights_problem
-
-        spec = self.spec(options)
-        problem = weights_problem(spec.clip_arch, spec.clip_weights)
-        return [problem] if problem else []
-
-    def build_untrained(self, options: Mapping[str, Any], env):
-        """The inference graph with untrained stages, for timing (see `pipeline.build_untrained`)."""
-        from .pipeline import build_untrained
-
-        return build_untrained(self.name, self.spec(options), env)
-
-    def fit(self, options: Mapping[str, Any], env):
-        """Train every stage this method needs (cached) and return a ready `Segmenter`."""
-        from .pipeline import build_segmenter
-
-        return build_segmenter(self.name, self.spec(options), env)

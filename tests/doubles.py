@@ -16,6 +16,8 @@ class EchoMethod:
     """A method whose 'quality' is an option, so tests know what every metric must be."""
 
     OPTIONS = {"score": 50.0, "fail": False, "speed": 10.0}
+    description = "test double: metrics follow from its options"
+    kind = "double"
 
     def resolve(self, options):
         unknown = set(options) - set(self.OPTIONS)

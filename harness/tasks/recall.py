@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import Cell, CellResult, MethodEnv, RunContext
+from ..api import Cell, CellResult, ProposalSource, RunContext
 from ..errors import ConfigError
-from ..registries import METHODS
+from .common import train_for_evaluation
 from .segmentation import OPTIONS as SEGMENTATION_OPTIONS
 from .segmentation import _options as segmentation_options
-from .segmentation import preflight_problems, prepare_synthetic
+from .segmentation import preflight_problems
 
 
 def _options(cell: Cell) -> dict[str, Any]:
@@ -67,26 +67,22 @@ class RecallTask:
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
         import torch
 
-        from ..data import get_info, open_dataset
         from ..train import distributed as dist_utils
 
         opts = _options(cell)
-        info = get_info(cell.benchmark.dataset)
-        for name in dict.fromkeys([opts["train_dataset"], info.name]):
-            prepare_synthetic(get_info(name), ctx.data_root, opts["synthetic"])
-        dataset = open_dataset(info.name, opts["split"], ctx.data_root)
-        env = MethodEnv(train_dataset=opts["train_dataset"], data_root=ctx.data_root, cache_dir=ctx.cache_dir,
-                        device=ctx.device, seed=opts["seed"], schedules=opts["train"], progress=ctx.progress,
-                        log=ctx.log)
-        fitted = METHODS.get(cell.row.method).fit(cell.method_options, env)
-        device = fitted.segmenter.void_embedding.device
+        evaluation = train_for_evaluation(cell, ctx, opts)
+        info, dataset, fitted, n = evaluation.info, evaluation.dataset, evaluation.fitted, evaluation.n_images
+        segmenter = fitted.segmenter
+        if not isinstance(segmenter, ProposalSource):
+            raise ConfigError(f"task 'recall' measures class-agnostic proposals; method {cell.row.method!r} has "
+                              "none (its segmenter is not a harness.api.ProposalSource).")
+        device = segmenter.device
 
-        n = len(dataset) if opts["max_images"] is None else min(len(dataset), opts["max_images"])
         unseen = set(info.unseen)
         counts = torch.zeros(3, 1 + len(opts["thresholds"]), dtype=torch.int64)  # rows: all, seen, unseen
         for i in range(n)[dist_utils.rank()::dist_utils.world_size()]:
             item = dataset[i]
-            probs = fitted.segmenter.proposal_masks(item["image"], max_size=info.test_max_size)
+            probs = segmenter.proposal_masks(item["image"], max_size=info.test_max_size)
             for cls, hits in segment_recall(probs, item["label"].to(device), info.ignore_index, opts["thresholds"]):
                 row = torch.tensor([1, *map(int, hits)])
                 counts[0] += row

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import Cell, CellResult, MethodEnv, RunContext
+from ..api import Cell, CellResult, RunContext
 from ..errors import ConfigError
-from ..registries import DATASETS, METHODS
+from ..registries import DATASETS
+from .common import count_summary, method_plugin, train_for_evaluation, vocabulary
 
 OPTIONS: dict[str, type | tuple[type, ...]] = {
     "seed": int, "train_dataset": str, "split": str, "max_images": (int, type(None)), "convention": str,
@@ -74,8 +75,8 @@ def preflight_problems(cell: Cell, ctx: RunContext) -> list[str]:
             verify_prepared(info, ctx.data_root)
         except DataError as exc:
             problems.append(str(exc))
-    plugin = METHODS.get(cell.row.method)
-    if hasattr(plugin, "preflight"):
+    plugin = method_plugin(cell.row.method)
+    if hasattr(plugin, "preflight"):  # optional for plugins that need nothing outside the repository
         problems += plugin.preflight(cell.method_options)
     return problems
 
@@ -90,63 +91,40 @@ class SegmentationTask:
         return preflight_problems(cell, ctx)
 
     def run(self, cell: Cell, ctx: RunContext) -> CellResult:
-        import torch
         from tqdm import tqdm
 
-        from ..data import get_info, open_dataset
         from ..eval import ConfusionMatrix
         from ..eval.metrics import compute_metrics
         from ..train import distributed as dist_utils
 
         opts = _options(cell)
-        env = MethodEnv(train_dataset=opts["train_dataset"], data_root=ctx.data_root, cache_dir=ctx.cache_dir,
-                        device=ctx.device, seed=opts["seed"], schedules=opts["train"], progress=ctx.progress,
-                        log=ctx.log)
-        info = get_info(cell.benchmark.dataset)
-        for name in dict.fromkeys([opts["train_dataset"], info.name]):
-            prepare_synthetic(get_info(name), ctx.data_root, opts["synthetic"])
-        dataset = open_dataset(info.name, opts["split"], ctx.data_root)  # fail on missing data before training
-        fitted = METHODS.get(cell.row.method).fit(cell.method_options, env)
+        evaluation = train_for_evaluation(cell, ctx, opts)
+        info, dataset, fitted, n = evaluation.info, evaluation.dataset, evaluation.fitted, evaluation.n_images
         segmenter = fitted.segmenter
-        device = segmenter.void_embedding.device
-        names = list(info.class_names)
-        zero_shot = opts["train_dataset"] == info.name and info.zero_shot
-        seen_mask = None
-        if zero_shot:
-            seen_mask = torch.zeros(len(names), dtype=torch.bool)
-            seen_mask[list(info.seen)] = True
-        n = len(dataset) if opts["max_images"] is None else min(len(dataset), opts["max_images"])
+        device = segmenter.device
+        zero_shot = evaluation.zero_shot
+        vocab = vocabulary(info, zero_shot)
+        names = list(vocab.names)
         indices = list(range(n))[dist_utils.rank()::dist_utils.world_size()]
         matrix = ConfusionMatrix(len(names), device=device, ignore_index=info.ignore_index)
-        crops = []
+        counts: dict[str, list[int]] = {}
         for i in tqdm(indices, desc=f"evaluate {info.name}", unit="img", leave=False,
                       disable=not ctx.progress or not dist_utils.is_main()):
             item = dataset[i]
-            scores = segmenter.predict(item["image"], names, max_size=info.test_max_size, seen=seen_mask,
-                                       dataset=info.name)
+            scores = segmenter.predict(item["image"], vocab, max_size=info.test_max_size)
             matrix.update(scores.argmax(0), item["label"].to(device))
-            crops += getattr(segmenter, "last_crops", [])
+            for key, values in segmenter.counts.items():
+                counts.setdefault(key, []).extend(values)
         matrix.all_reduce()
         metrics = compute_metrics(matrix, seen=info.seen if zero_shot else None,
                                   unseen=info.unseen if zero_shot else (), convention=opts["convention"],
                                   class_names=names)
         extra = {"eval_images": n, "eval_split": opts["split"], "train_dataset": opts["train_dataset"],
                  "stages": fitted.stages, "world_size": dist_utils.world_size()}
-        if crops:
-            extra["crops_per_image_mean"] = sum(crops) / len(crops)
+        extra.update(count_summary(counts, "_per_image_mean"))  # e.g. SimBaseline's crops_per_image_mean
         return CellResult(metrics=metrics, weights=fitted.weights, miou_convention=opts["convention"],
                           confusion=matrix.numpy(), device=str(device), seed=opts["seed"], extra=extra,
                           method_spec={"stage_hashes": fitted.weights.get("stages", {})})
-
-
-def prepare_synthetic(info, root, params: dict) -> None:
-    """Synthetic datasets are generated and prepared in the data root on first use (rank 0 only)."""
-    from ..data.synthetic import ensure_synthetic
-    from ..train import distributed as dist_utils
-
-    if info.synthetic and dist_utils.is_main():
-        ensure_synthetic(info.name, root, **params)
-    dist_utils.barrier()
 
 
 SEGMENTATION = SegmentationTask()

@@ -14,12 +14,13 @@ Options:
   budget_s: 120                stop repeating once a cell has spent this long timing (>= 1 round always)
   precision: fp32              fp32 | bf16 | fp16 (autocast)
   tf32: true                   TF32 matmul/cuDNN flags, set explicitly and recorded
-  compile: false               torch.compile the CLIP and proposal modules
+  compile: false               torch.compile every module of the method's per-image path (all CLIP passes,
+                               SimBaseline's crops included; `Segmenter.prepare_for_timing`)
   cpu: true                    false: the cell runs only on a GPU (ViT-L by default), opt in with true
   breakdown: true              per-stage times and GMAC from an instrumented pass
   batch_size: 1                1 = latency mode; > 1 = throughput mode (per-image figures = batch time / size)
-  channels_last: true          the proposal network's convolutions in channels-last memory format (about 1.2x
-                               faster on a CPU; the same numbers up to float rounding)
+  channels_last: true          convolutions (the proposal network's) in channels-last memory format (about
+                               1.2x faster on a CPU; the same numbers up to float rounding)
   seed: 0
 """
 
@@ -29,9 +30,10 @@ import math
 import statistics
 from typing import Any
 
-from ..api import Cell, CellResult, CellSkipped, MethodEnv, RunContext
+from ..api import Cell, CellResult, CellSkipped, MethodEnv, RunContext, TimingPrep, Vocabulary
 from ..errors import ConfigError
-from ..registries import DATASETS, METHODS
+from ..registries import DATASETS
+from .common import method_plugin
 
 DEFAULTS: dict[str, Any] = {
     "images": 2, "image_sizes": [[480, 640], [427, 640]], "classes": "coco_stuff_171", "warmup": 0, "repeats": 3,
@@ -107,15 +109,12 @@ class SpeedTask:
         tf32 = speed.set_tf32(opts["tf32"])
         env = MethodEnv(train_dataset=opts["classes"], data_root=ctx.data_root, cache_dir=ctx.cache_dir,
                         device=str(device), seed=opts["seed"], progress=ctx.progress, log=ctx.log)
-        fitted = METHODS.get(cell.row.method).build_untrained(cell.method_options, env)
+        fitted = method_plugin(cell.row.method).build_untrained(cell.method_options, env)
         segmenter = fitted.segmenter
-        if opts["channels_last"]:
-            segmenter.maskformer.to(memory_format=torch.channels_last)
-        if opts["compile"]:
-            segmenter.dense = torch.compile(segmenter.dense)
-            segmenter.maskformer = torch.compile(segmenter.maskformer)
+        prepared = segmenter.prepare_for_timing(TimingPrep(channels_last=opts["channels_last"],
+                                                           compile=opts["compile"], precision=opts["precision"]))
         info = get_info(opts["classes"])
-        names = list(info.class_names)
+        vocab = Vocabulary(names=tuple(info.class_names), dataset=info.name)  # no seen flags: as cross-dataset
         images, source = load_images(opts, ctx.data_root)
         images = [im.to(device) for im in images]  # preloaded: no decoding or copies inside the timer
         b = opts["batch_size"]  # 1: latency mode; > 1: throughput mode (images cycled to fill the batches)
@@ -126,8 +125,7 @@ class SpeedTask:
             # FlopCounterMode's module hooks need autograd metadata that inference_mode strips: no_grad there.
             with grad_mode(), speed.autocast_context(device, opts["precision"]):
                 kwargs = {"timer": timer} if timer is not None else {}
-                return segmenter.predict_batch(batch, names, max_size=info.test_max_size, dataset=info.name,
-                                               **kwargs)
+                return segmenter.predict_batch(batch, vocab, max_size=info.test_max_size, **kwargs)
 
         def progress(done: int, total: int) -> None:
             if ctx.progress:
@@ -143,18 +141,19 @@ class SpeedTask:
             **per_image.summary(), "n_images": len(images), "images": source, "batch_size": b,
             "mode": "latency" if b == 1 else "throughput", "precision": opts["precision"],
             "channels_last": opts["channels_last"],
-            "compile": opts["compile"], "device": str(device),
+            "compile": opts["compile"], "prepared": prepared, "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "threads": torch.get_num_threads(), "text_cached": True, **tf32,
         }
-        crops: list[int] = []
+        counts: dict[str, list[int]] = {}
         if opts["breakdown"]:
             per_batch = []  # times and FLOPs in separate passes: counting is slow
             for batch in batches:
                 timer = speed.StageTimer(device)
                 infer(batch, timer)
                 per_batch.append({k: v / b for k, v in timer.ms.items()})
-                crops += getattr(segmenter, "last_crops", [])
+                for key, values in segmenter.counts.items():
+                    counts.setdefault(key, []).extend(values)
             # FLOPs of the first batch only: counting dispatches every op through Python (minutes for
             # SimBaseline's 100 crops at ViT-B size); the other images differ only in size and N'.
             counter = speed.StageTimer(device, count_flops=True)
@@ -175,9 +174,10 @@ class SpeedTask:
             result["stage_peak_fraction"] = {
                 k: (counter.flops.get(k, 0) / b / (ms / 1000) / 1e12) / peak if ms > 0 else None
                 for k, ms in per_batch[0].items()}
-        if crops:
-            result["crops_per_image"] = crops  # SimBaseline's N' (CLIP passes) for each image
-            result["crops_mean"] = sum(crops) / len(crops)
+        for key, values in counts.items():  # e.g. SimBaseline's N' (CLIP passes): crops_per_image, crops_mean
+            if values:
+                result[f"{key}_per_image"] = values
+                result[f"{key}_mean"] = sum(values) / len(values)
         return CellResult(speed=result, weights=fitted.weights, device=str(device), seed=opts["seed"],
                           extra={"images_source": source})
 

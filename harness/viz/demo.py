@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..api import Vocabulary
 from ..errors import DataError
 from .figures import attention_figure, demo_panel, save
 from .inputs import read_image
@@ -86,7 +87,7 @@ def segment_one(model: Any, pixels: np.ndarray, names: list[str], out_dir: Path,
                 predict_max_size: int, warning: str | None, title: str) -> tuple[dict[str, Path], dict[str, float]]:
     """Predict one (H, W, 3) uint8 image and write its files; returns their paths by kind and the shares."""
     image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
-    scores = model.segmenter.predict(image, names, max_size=predict_max_size)
+    scores = model.segmenter.predict(image, Vocabulary(names=tuple(names)), max_size=predict_max_size)
     labels = scores.argmax(0).cpu().numpy().astype(np.int64)
     shares = pixel_shares(labels, len(names))
     overlay = blend_overlay(pixels, labels, len(names))

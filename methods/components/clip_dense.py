@@ -5,9 +5,9 @@ pieces (conv1, class/positional embeddings, ln_pre, residual blocks, ln_post, pr
 can (METHOD_SPEC 4, 5; paper Sec. 4.1)
 - resample the positional embedding bicubically to the input's patch grid (cached per grid),
 - add learned visual prompts (additive tables, METHOD_SPEC 4.3-4.4) at the input and before chosen blocks,
-- replace the attention of chosen blocks by an attention rule: `Vanilla`, `GPS(alpha)` (paper Eq. 2),
-  `CoverageIdentity` (the released code's rule, METHOD_SPEC 5a) or `MPS` (METHOD_SPEC 5c, paper Eq. 1 with the
-  code's softmax).
+- replace the attention of chosen blocks by an attention rule (`methods.components.attention_rules`: `Vanilla`,
+  `GPS(alpha)` (paper Eq. 2), `CoverageIdentity` (the released code's rule, METHOD_SPEC 5a), `MPS`
+  (METHOD_SPEC 5c), or any rule registered there).
 
 Input convention (explicit in the API): `forward(images)` takes raw RGB pixel values in [0, 255] and normalises
 them with `input_normalisation` ("imagenet", the official DeOP quirk METHOD_SPEC 4 / 12.2, or "clip");
@@ -23,16 +23,17 @@ CLIP weights are frozen (requires_grad False, kept in eval mode); only the visua
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.errors import ConfigError
+
+# The rules live in their own module (one table); re-exported here, where DenseCLIP applies them.
+from .attention_rules import GPS, MPS, AttnRule, CoverageIdentity, Vanilla  # noqa: F401
 
 # Pixel statistics in 0-255 units. ImageNet: MaskFormer's PIXEL_MEAN/STD (METHOD_SPEC 1); CLIP: OpenAI's.
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
@@ -51,108 +52,6 @@ class DenseOutput(NamedTuple):
     patch_features: Tensor
     cls: Tensor | None
     grid: tuple[int, int]
-
-
-# ----------------------------------------------------------------------------------------------- attention rules
-
-
-def _split_heads(t: Tensor, heads: int) -> Tensor:
-    b, n, c = t.shape
-    return t.view(b, n, heads, c // heads).transpose(1, 2)
-
-
-def _merge_heads(t: Tensor) -> Tensor:
-    b, h, n, d = t.shape
-    return t.transpose(1, 2).reshape(b, n, h * d)
-
-
-def _project_v(attn: nn.MultiheadAttention, x: Tensor) -> Tensor:
-    c = attn.embed_dim
-    bias = None if attn.in_proj_bias is None else attn.in_proj_bias[2 * c:]
-    return F.linear(x, attn.in_proj_weight[2 * c:], bias)
-
-
-def _project_qkv(attn: nn.MultiheadAttention, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-    return q, k, v
-
-
-def _softmax_attention(attn: nn.MultiheadAttention, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """softmax(QK^T/sqrt(d)) V per head, never materialising the matrix where a fused kernel exists."""
-    h = attn.num_heads
-    out = F.scaled_dot_product_attention(_split_heads(q, h), _split_heads(k, h), _split_heads(v, h))
-    return _merge_heads(out)
-
-
-@dataclass(frozen=True)
-class AttnRule(ABC):
-    """How a block mixes its tokens. `mix` gets ln_1(x) (B, T, C) and returns the attention branch output
-    (after out_proj), before LayerScale and the residual sum; `masks` (B, T, N) are the proposal masks as
-    probabilities on the token grid with a row of ones for CLS (only for rules with `needs_masks`)."""
-
-    needs_masks: ClassVar[bool] = False
-
-    @abstractmethod
-    def mix(self, x: Tensor, attn: nn.MultiheadAttention, masks: Tensor | None) -> Tensor: ...
-
-
-@dataclass(frozen=True)
-class Vanilla(AttnRule):
-    """CLIP's own multi-head self-attention."""
-
-    def mix(self, x: Tensor, attn: nn.MultiheadAttention, masks: Tensor | None) -> Tensor:
-        return attn.out_proj(_softmax_attention(attn, *_project_qkv(attn, x)))
-
-
-@dataclass(frozen=True)
-class GPS(AttnRule):
-    """Generalised patch severance, paper Eq. 2: (alpha*I + (1-alpha)*Attn) V, computed as
-    alpha*V + (1-alpha)*(Attn V). alpha=0 is vanilla attention; alpha=1 skips Q and K entirely."""
-
-    alpha: float
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            raise ConfigError(f"GPS alpha must lie in [0, 1] (paper Eq. 2), got {self.alpha}.")
-
-    def mix(self, x: Tensor, attn: nn.MultiheadAttention, masks: Tensor | None) -> Tensor:
-        if self.alpha == 1.0:
-            return attn.out_proj(_project_v(attn, x))
-        q, k, v = _project_qkv(attn, x)
-        mixed = _softmax_attention(attn, q, k, v)
-        if self.alpha != 0.0:
-            mixed = self.alpha * v + (1.0 - self.alpha) * mixed
-        return attn.out_proj(mixed)
-
-
-@dataclass(frozen=True)
-class CoverageIdentity(AttnRule):
-    """The released DeOP rule (METHOD_SPEC 5a): each token sees only itself, scaled by its summed mask
-    coverage sum_n sigmoid(m_n(l)); CLS gets N (its mask row is ones). Same factor for every head."""
-
-    needs_masks: ClassVar[bool] = True
-
-    def mix(self, x: Tensor, attn: nn.MultiheadAttention, masks: Tensor | None) -> Tensor:
-        coverage = masks.sum(dim=-1, keepdim=True)
-        v = _project_v(attn, x)
-        return attn.out_proj(coverage.to(v.dtype) * v)
-
-
-@dataclass(frozen=True)
-class MPS(AttnRule):
-    """Mask-guided patch severance as the official code computes it (METHOD_SPEC 5c): A = softmax_j(m_i . m_j)
-    with m the (1+HW) x N sigmoid masks (CLS row = ones), no 1/sqrt(d) scaling, out = A V.
-
-    A is the same for every head, so it is applied once to all C channels through SDPA with the masks as
-    queries and keys (scale 1): exact, and the T x T matrix is not materialised where a fused kernel exists."""
-
-    needs_masks: ClassVar[bool] = True
-
-    def mix(self, x: Tensor, attn: nn.MultiheadAttention, masks: Tensor | None) -> Tensor:
-        v = _project_v(attn, x)
-        m = masks.to(v.dtype).unsqueeze(1)
-        out = F.scaled_dot_product_attention(m, m, v.unsqueeze(1), scale=1.0).squeeze(1)
-        return attn.out_proj(out)
 
 
 # ----------------------------------------------------------------------------------------------- grid tables

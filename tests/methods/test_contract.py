@@ -5,7 +5,7 @@ gets these tests by being registered, with no test code of its own."""
 import pytest
 import torch
 
-from harness.api import MethodEnv
+from harness.api import MethodEnv, Segmenter, Vocabulary
 from harness.registries import METHODS
 
 TINY = {"clip_arch": "tiny-vit-p16", "clip_weights": "random", "proposals": {"preset": "smoke"},
@@ -14,7 +14,7 @@ NAMES = ["red disc", "blue square", "grass"]
 
 
 def _plugins() -> list[str]:
-    from methods.spec import Plugin
+    from methods.plugin import Plugin
 
     # every registered method plugin (the harness-core test doubles of tests/doubles.py are not methods)
     return [n for n in METHODS.names() if isinstance(METHODS.get(n), Plugin)]
@@ -42,7 +42,9 @@ def test_resolve_gives_a_complete_json_spec(method):
 def test_predict_shapes_and_values(method, tmp_path):
     fitted = _build(method, tmp_path)
     image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
-    scores = fitted.segmenter.predict(image, NAMES, seen=torch.tensor([True, True, False]), dataset="synthetic_coco")
+    vocab = Vocabulary(NAMES, dataset="synthetic_coco", seen=(True, True, False))
+    scores = fitted.segmenter.predict(image, vocab)
+    assert isinstance(fitted.segmenter, Segmenter)
     assert scores.shape == (3, 50, 70)
     assert torch.isfinite(scores).all() and (scores >= 0).all()
     assert fitted.weights["clip"]["source"] == "random"  # asked for random weights: recorded as such
@@ -80,7 +82,7 @@ def test_batched_prediction_equals_one_by_one(method, tmp_path):
     segmenter = _build(method, tmp_path).segmenter
     g = torch.Generator().manual_seed(1)
     images = [torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8, generator=g) for _ in range(2)]
-    kwargs = {"seen": torch.tensor([True, True, False]), "dataset": "synthetic_coco"}
-    batched = segmenter.predict_batch(images, NAMES, **kwargs)
+    vocab = Vocabulary(NAMES, dataset="synthetic_coco", seen=(True, True, False))
+    batched = segmenter.predict_batch(images, vocab)
     for image, scores in zip(images, batched):
-        torch.testing.assert_close(scores, segmenter.predict(image, NAMES, **kwargs), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(scores, segmenter.predict(image, vocab), rtol=1e-4, atol=1e-5)

@@ -4,7 +4,7 @@ import torch
 
 from harness.errors import ConfigError
 from harness.registries import METHODS
-from methods.losses import deop_segmentation_loss
+from methods.components.losses import deop_segmentation_loss
 from methods.spec import MethodSpec
 
 

@@ -13,7 +13,7 @@ import torch
 
 from harness.data.miniworld.recipe import PretrainConfig
 from methods.components.weights import build_clip
-from methods.miniworld import pretrain as pt
+from methods.tools.miniworld import pretrain as pt
 
 
 @pytest.fixture(scope="module")

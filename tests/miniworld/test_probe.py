@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from methods.components.weights import build_clip
-from methods.miniworld import probe as pr
-from methods.miniworld.pretrain import normalise
+from methods.tools.miniworld import probe as pr
+from methods.tools.miniworld.pretrain import normalise
 
 
 @pytest.fixture(scope="module")

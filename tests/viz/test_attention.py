@@ -7,7 +7,7 @@ from torch import nn
 
 from harness.errors import ConfigError
 from methods.components.clip_dense import GPS, MPS, CoverageIdentity, Vanilla
-from methods.inspect.attention import attention_maps, self_attention_rows, severed_rows
+from methods.tools.attention import attention_maps, self_attention_rows, severed_rows
 
 from .conftest import TINY, build, scene
 
@@ -22,20 +22,24 @@ def test_rows_match_torch_multihead_attention_weights():
 
 
 def test_severed_rows_follow_each_rule():
+    """Each rule's rows, written out by hand from the vanilla rows and the masks."""
     torch.manual_seed(1)
-    vanilla = torch.rand(2, 5).softmax(-1)
+    attn = nn.MultiheadAttention(16, 2, batch_first=True)
+    x = torch.randn(5, 16)
+    vanilla = self_attention_rows(attn, x, [1, 4])
     masks = torch.rand(5, 3)
     masks[0] = 1.0  # the CLS row
     tokens = [1, 4]
     eye = torch.eye(5)[tokens]
-    torch.testing.assert_close(severed_rows(GPS(0.3), vanilla, tokens, None), 0.3 * eye + 0.7 * vanilla)
+    torch.testing.assert_close(severed_rows(GPS(0.3), attn, x, tokens, None), 0.3 * eye + 0.7 * vanilla)
     coverage = masks.sum(-1)[tokens, None]
-    torch.testing.assert_close(severed_rows(CoverageIdentity(), vanilla, tokens, masks), eye * coverage)
+    torch.testing.assert_close(severed_rows(CoverageIdentity(), attn, x, tokens, masks), eye * coverage)
     m = masks.numpy().astype(np.float64)
     logits = m[tokens] @ m.T
     expected = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    np.testing.assert_allclose(severed_rows(MPS(), vanilla, tokens, masks).numpy(), expected, rtol=1e-5)
-    assert severed_rows(Vanilla(), vanilla, tokens, None) is None and severed_rows(None, vanilla, tokens, None) is None
+    np.testing.assert_allclose(severed_rows(MPS(), attn, x, tokens, masks).numpy(), expected, rtol=1e-5)
+    torch.testing.assert_close(severed_rows(Vanilla(), attn, x, tokens, None), vanilla)
+    assert severed_rows(None, attn, x, tokens, None) is None
 
 
 def test_maps_of_a_method_without_severance_match_the_last_blocks_own_input(tmp_path):

@@ -9,7 +9,7 @@ from harness.errors import ConfigError, WeightsError
 from harness.registries import METHODS
 from harness.results import new_record, write_record
 from harness.train.checkpoint import trainable_state
-from methods.inspect.demo_model import load_demo_model
+from methods.tools.demo_model import load_demo_model
 
 from .conftest import TINY
 

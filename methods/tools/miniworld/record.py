@@ -17,7 +17,7 @@ RECORD_SCHEMA = "miniworld-pretrain/1"
 
 def probe_checkpoint(weights: str | Path, images: int = 1000, seed: int = 0) -> dict[str, Any]:
     """The probe of a saved checkpoint, with the weights' provenance (file, sha256)."""
-    from ..components.weights import build_clip
+    from ...components.weights import build_clip
     from .probe import probe
 
     model, info = build_clip(ARCH, weights, "cpu")
@@ -31,7 +31,7 @@ def pretrain_and_record(cfg: PretrainConfig, out: Path, work_dir: Path, *, devic
 
     from harness.results import environment
 
-    from ..components.weights import TINY_ARCHS, build_clip
+    from ...components.weights import TINY_ARCHS, build_clip
     from .pretrain import pretrain, save_checkpoint, write_json
     from .probe import probe
 

@@ -7,7 +7,7 @@
   default, the paper's GPS alpha = 1 is the named option `ps: gps`.
 """
 
-from .spec import Plugin
+from ..plugin import Plugin
 
 BASELINE_PLUS_PS = Plugin("baseline+ps", "baseline+ with patch severance (GPS alpha_-1 = 1)",
                           text_prompt="learnable", visual_prompt="add", ps="gps", alpha=(1.0,))

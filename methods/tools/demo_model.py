@@ -119,7 +119,7 @@ def _load_training_record(path: Path) -> dict[str, Any]:
 
 
 def _check_inference_only(options: Mapping[str, Any], stages_from: Path | str) -> None:
-    from methods.pipeline import INFERENCE_ONLY
+    from methods.pipelines.assemble import INFERENCE_ONLY
 
     changed = sorted(set(options) - set(INFERENCE_ONLY) - {"clip_weights"})
     if changed:

@@ -2,7 +2,7 @@
 (N' passes), geometric ensemble with lambda per dataset as the official configs: 0.8 COCO-Stuff zero-shot,
 0.7 VOC-15, 0.4 VOC-20 and PC-59 cross-dataset, 0.5 ADE-150; test short side 640."""
 
-from .spec import Plugin
+from ..plugin import Plugin
 
 SIMBASELINE = Plugin(
     "simbaseline", "multi-pass: CLIP on each masked crop + geometric ensemble",

@@ -2,9 +2,9 @@
 
 - the last CLIP block's self-attention row of the patch, softmax(Q K^T / sqrt(d)) averaged over heads, as
   vanilla CLIP computes it from that block's input (paper Sec. 4.1, "disorganized" in Fig. 5);
-- the same row under the method's patch severance of the last block (the rule replaces the attention matrix):
-  GPS alpha*I + (1-alpha)*A (paper Eq. 2), the released code's identity scaled by mask coverage
-  (METHOD_SPEC 5a), or MPS softmax_j(m_i . m_j) (METHOD_SPEC 5c);
+- the same row under the method's patch severance of the last block: the matrix the rule mixes the values with,
+  as the rule itself writes it (`AttnRule.attention`, e.g. GPS alpha*I + (1-alpha)*A, paper Eq. 2), so a new
+  rule needs nothing here;
 - the proposal mask of the segment containing the patch: the proposal q that contributes most to the
   patch's predicted class k, argmax_q p_q(k) * m_q(patch) (the semantic map is sum_q p_q(k) m_q);
 - that proposal's CAL anchor heatmap (paper Eq. 3 / 4), or, for methods without CAL, its mask-pooling weights.
@@ -26,48 +26,26 @@ from torch import nn
 from harness.errors import ConfigError
 from harness.viz.maps import AttentionMaps, PatchMaps
 
+from ..components.anchors import masks_to_grid
+from ..components.attention_rules import AttnRule, vanilla_attention
+from ..components.proposals import class_probs_without_void, mask_probs_at_image
+from ..pipelines.onepass import OnePassSegmenter
+
 
 def self_attention_rows(attn: nn.MultiheadAttention, x: torch.Tensor, tokens: Sequence[int]) -> torch.Tensor:
     """Rows ``tokens`` of softmax(Q K^T / sqrt(d_head)) averaged over heads, for the block input ``x`` (T, C)
     (the ln_1 output). Returns (len(tokens), T); each row sums to 1."""
-    from methods.components.clip_dense import _project_qkv
-
-    heads = attn.num_heads
-    q, k, _ = _project_qkv(attn, x.float()[None])
-    t, c = x.shape
-    q = q[0, list(tokens)].view(len(tokens), heads, c // heads).transpose(0, 1)  # (h, n, d)
-    k = k[0].view(t, heads, c // heads).transpose(0, 1)  # (h, T, d)
-    weights = (q @ k.transpose(-1, -2) / math.sqrt(c // heads)).softmax(-1)
-    return weights.mean(0)
+    return vanilla_attention(attn, x.float()).mean(0)[list(tokens)]
 
 
-def severed_rows(rule, vanilla: torch.Tensor, tokens: Sequence[int], mask_tokens: torch.Tensor | None,
-                 ) -> torch.Tensor | None:
-    """The rows of the matrix that ``rule`` mixes the values with, for the same tokens (see module docstring).
-    ``mask_tokens`` (T, N): proposal probabilities per token, CLS row of ones (as the rules get them)."""
-    from methods.components.clip_dense import GPS, MPS, CoverageIdentity
-
-    identity = F.one_hot(torch.as_tensor(list(tokens)), vanilla.shape[-1]).to(vanilla)
-    if isinstance(rule, GPS):
-        return rule.alpha * identity + (1.0 - rule.alpha) * vanilla
-    if isinstance(rule, CoverageIdentity):
-        return identity * mask_tokens[list(tokens)].sum(-1, keepdim=True).to(vanilla)
-    if isinstance(rule, MPS):
-        m = mask_tokens.float()
-        return (m[list(tokens)] @ m.T).softmax(-1).to(vanilla)
-    return None  # no rule on the last block: CLIP's own attention
-
-
-def describe_rule(rule) -> str:
-    from methods.components.clip_dense import GPS, MPS, CoverageIdentity
-
-    if isinstance(rule, GPS):
-        return f"GPS alpha={rule.alpha:g}"
-    if isinstance(rule, CoverageIdentity):
-        return "identity x mask coverage"
-    if isinstance(rule, MPS):
-        return "MPS"
-    return "none"
+def severed_rows(rule: AttnRule | None, attn: nn.MultiheadAttention, x: torch.Tensor, tokens: Sequence[int],
+                 mask_tokens: torch.Tensor | None) -> torch.Tensor | None:
+    """The rows of the matrix that ``rule`` mixes the values with (its own `AttnRule.attention`, averaged over
+    heads), for the same tokens; None without a rule (CLIP's own attention). ``mask_tokens`` (T, N): proposal
+    probabilities per token, CLS row of ones (as the rules get them)."""
+    if rule is None:
+        return None
+    return rule.attention(x.float(), attn, mask_tokens).mean(0)[list(tokens)]
 
 
 @torch.no_grad()
@@ -76,21 +54,14 @@ def attention_maps(segmenter, image: np.ndarray, class_names: Sequence[str],
                    max_size: int = 2560) -> AttentionMaps:
     """The maps of the module docstring for ``image`` (H, W, 3) uint8. ``patches``: pixels (x, y) to show; None
     picks one patch in each of the ``n_auto`` largest predicted segments (its most confident patch)."""
-    from harness.data.transforms import resize_shortest_edge
-    from methods.components.anchors import masks_to_grid
-    from methods.components.proposals import class_probs_without_void, mask_probs_at_image
-    from methods.onepass import pad_with_mean
-
-    if not hasattr(segmenter, "classify") or not hasattr(segmenter, "dense"):
+    if not isinstance(segmenter, OnePassSegmenter):
         raise ConfigError(f"attention figures need a one-pass method (CLIP sees the whole image once); "
-                          f"{type(segmenter).__name__} classifies crops. Use --method deop or a baseline.")
+                          f"{type(segmenter).__name__} does not. Use --method deop or a baseline.")
     dense = segmenter.dense
-    device = segmenter.void_embedding.device
     h0, w0 = image.shape[:2]
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(device)
-    resized, _ = resize_shortest_edge(tensor, None, segmenter.spec.test_short_side, max_size)
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    (resized,), padded = segmenter.preprocess([tensor], max_size)
     hr, wr = resized.shape[-2:]
-    padded = pad_with_mean(resized.float()[None], segmenter.maskformer.cfg.pixel_mean)
 
     captured: dict[str, torch.Tensor] = {}
     last = dense.visual.transformer.resblocks[-1]
@@ -121,7 +92,7 @@ def attention_maps(segmenter, image: np.ndarray, class_names: Sequence[str],
     mask_tokens = None
     if rule is not None and rule.needs_masks:
         mask_tokens = dense._mask_tokens(mask_logits, grid, tuple(padded.shape[-2:]), 1)[0]  # the rule's own input
-    severed = severed_rows(rule, vanilla, tokens, mask_tokens)
+    severed = severed_rows(rule, last.attn, x, tokens, mask_tokens)
 
     def on_grid(row: torch.Tensor) -> np.ndarray:
         return row[1:].view(grid)[: inside[0], : inside[1]].cpu().numpy()
@@ -141,7 +112,7 @@ def attention_maps(segmenter, image: np.ndarray, class_names: Sequence[str],
     spec = segmenter.spec
     kind = f"CAL {spec.cal} heatmap" if segmenter.head is not None else "mask pooling weights (no CAL)"
     return AttentionMaps(image=image, class_names=list(class_names), cell_size=(ph / scale[0], pw / scale[1]),
-                         severance=describe_rule(rule), heatmap_kind=kind, patches=out)
+                         severance="none" if rule is None else rule.label(), heatmap_kind=kind, patches=out)
 
 
 def _cells_from_pixels(patches: Sequence[tuple[int, int]], scale: tuple[float, float], patch: tuple[int, int],

@@ -6,7 +6,7 @@
   dice + focal on the assembled map (stage 3).
 """
 
-from .spec import Plugin
+from ..plugin import Plugin
 
 BASELINE = Plugin("baseline", "frozen CLIP one pass, mask pooling, offline text prompt (Sec. 3.1)",
                   text_prompt="offline")

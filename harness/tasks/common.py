@@ -1,0 +1,71 @@
+"""What the segmentation and recall tasks share: data on disk, a trained method, the vocabulary of a benchmark.
+
+Both tasks train a method the same way and evaluate it on the same images; only what they measure differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..api import Cell, Fitted, MethodEnv, RunContext, SegmentationMethod, Vocabulary
+from ..registries import METHODS
+
+
+@dataclass
+class Evaluation:
+    """A trained method and the benchmark split it is evaluated on."""
+
+    info: Any  # harness.data.DatasetInfo of the evaluated dataset
+    dataset: Any  # its split (items: {"image", "label"})
+    fitted: Fitted
+    n_images: int  # how many of the split's images are evaluated (max_images)
+    zero_shot: bool  # trained on this dataset's seen classes: seen / unseen metrics apply
+
+
+def method_plugin(name: str) -> SegmentationMethod:
+    """The registered plugin ``name``; tasks build methods only through `SegmentationMethod`."""
+    return METHODS.get(name)
+
+
+def vocabulary(info, zero_shot: bool) -> Vocabulary:
+    """The query vocabulary of a benchmark on dataset ``info``: its class names; the seen flags on zero-shot
+    benchmarks; a class literally named "background" as the background index."""
+    names = tuple(info.class_names)
+    seen = tuple(i in set(info.seen) for i in range(len(names))) if zero_shot else None
+    background = names.index("background") if "background" in names else None
+    return Vocabulary(names=names, dataset=info.name, seen=seen, background=background)
+
+
+def prepare_synthetic(info, root, params: dict) -> None:
+    """Synthetic datasets are generated and prepared in the data root on first use (rank 0 only)."""
+    from ..data.synthetic import ensure_synthetic
+    from ..train import distributed as dist_utils
+
+    if info.synthetic and dist_utils.is_main():
+        ensure_synthetic(info.name, root, **params)
+    dist_utils.barrier()
+
+
+def train_for_evaluation(cell: Cell, ctx: RunContext, opts: dict[str, Any]) -> Evaluation:
+    """Prepare the data (synthetic sets on first use), open the split, then train (or reuse) the method.
+
+    The split is opened before training so that missing data fails before minutes of training."""
+    from ..data import get_info, open_dataset
+
+    info = get_info(cell.benchmark.dataset)
+    for name in dict.fromkeys([opts["train_dataset"], info.name]):
+        prepare_synthetic(get_info(name), ctx.data_root, opts["synthetic"])
+    dataset = open_dataset(info.name, opts["split"], ctx.data_root)
+    env = MethodEnv(train_dataset=opts["train_dataset"], data_root=ctx.data_root, cache_dir=ctx.cache_dir,
+                    device=ctx.device, seed=opts["seed"], schedules=opts["train"], progress=ctx.progress,
+                    log=ctx.log)
+    fitted = method_plugin(cell.row.method).fit(cell.method_options, env)
+    n = len(dataset) if opts["max_images"] is None else min(len(dataset), opts["max_images"])
+    zero_shot = opts["train_dataset"] == info.name and info.zero_shot
+    return Evaluation(info=info, dataset=dataset, fitted=fitted, n_images=n, zero_shot=zero_shot)
+
+
+def count_summary(counts: dict[str, list[int]], suffix: str) -> dict[str, float]:
+    """Per-image counts a segmenter reported (`Segmenter.counts`) -> their means, keyed ``<count><suffix>``."""
+    return {f"{key}{suffix}": sum(values) / len(values) for key, values in counts.items() if values}
