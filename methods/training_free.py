@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 
-from .components.last_block import KEEP_DROP, RULES, make_rule
+from .components.last_block import ATTENTIONS, KEEP_DROP, make_rule
 from .components.queries import Decision
 from .components.sliding import SlideConfig
 from .components.text import TEMPLATE_SETS
@@ -61,7 +61,7 @@ class TrainingFreeSpec:
     per_dataset: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        choices = {"kind": ("training-free",), "attention": tuple(RULES), "residual": KEEP_DROP,
+        choices = {"kind": ("training-free",), "attention": ATTENTIONS, "residual": KEEP_DROP,
                    "ffn": KEEP_DROP, "templates": tuple(TEMPLATE_SETS), "remainder": ("crop", "pad")}
         for name, options in choices.items():
             if getattr(self, name) not in options:
@@ -124,6 +124,10 @@ class TrainingFreeSpec:
         return out
 
 
+# The SCLIP protocol (wangf3014/SCLIP @b56bd30 configs, mmseg 1.1.1): short side 336, windows 224/112, tau 40; a
+# background threshold of 0.1 on the benchmarks with a background class. Plugins that follow it share these.
+SCLIP_PROTOCOL = {"short_side": 336, "mode": "slide", "crop": 224, "stride": 112, "tau": 40.0}
+BACKGROUND_THD_01 = {"voc_21": {"prob_thd": 0.1}, "pc_60": {"prob_thd": 0.1}, "coco_object": {"prob_thd": 0.1}}
 PER_DATASET_OPTIONS = frozenset({"short_side", "mode", "crop", "stride", "pad_to", "tau", "prob_thd", "area_thd"})
 
 
@@ -144,6 +148,9 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
 
 class TrainingFreePlugin:
     """A registered training-free method: a name, a description and the defaults its options override."""
+
+    kind = "training-free"
+    option_names = frozenset(f.name for f in fields(TrainingFreeSpec))  # what suite-wide method_options reach
 
     def __init__(self, name: str, description: str, **defaults: Any) -> None:
         self.name = name
@@ -184,12 +191,12 @@ class TrainingFreePlugin:
 
     def fit(self, options: Mapping[str, Any], env):
         """Nothing to train: the frozen models, ready to predict."""
-        from .dense_pipeline import build_training_free
+        from .pipelines.dense import build_training_free
 
         return build_training_free(self.name, self.spec(options), env)
 
     def build_untrained(self, options: Mapping[str, Any], env):
         """For timing: the same as `fit`, except that missing CLIP weights fall back to random ones (said so)."""
-        from .dense_pipeline import build_training_free
+        from .pipelines.dense import build_training_free
 
         return build_training_free(self.name, self.spec(options), env, random_fallback=True)

@@ -5,10 +5,10 @@
   embedding of a query is the 80 OpenAI ImageNet templates, each L2-normalised, averaged and renormalised
   (`TextEncoder(mode="templates", templates="imagenet")` computes exactly that).
 - Decision: `softmax(tau * logits)` over all queries, class probability = max over the class's queries, argmax.
-- Only where the benchmark has a background class (class 0, whose queries are the name file's background words):
+- Only where the benchmark has a background class (usually class 0; its queries are the name file's background words):
   pixels whose highest class probability is below `prob_thd` become background, and (SCLIP, VOC-21) a
   foreground class whose predicted area is at most `area_thd` of the predicted foreground is suppressed first.
-  On a benchmark without background a threshold would silently push pixels into class 0, a real class there
+  On a benchmark without background a threshold would silently push pixels into some real class
   (SCLIP issue #2: 0.07 mIoU), so asking for one is an error.
 """
 
@@ -25,13 +25,13 @@ from harness.errors import ConfigError
 
 @dataclass(frozen=True)
 class QuerySet:
-    """The text queries of a vocabulary: `queries[i]` stands for class `query_class[i]`; class 0 is the
-    background when `background` is true."""
+    """The text queries of a vocabulary: `queries[i]` stands for class `query_class[i]`; `background` is the index
+    of the background class, or None when the benchmark has none."""
 
     queries: tuple[str, ...]
     query_class: tuple[int, ...]
     n_classes: int
-    background: bool = False
+    background: int | None = None
 
     def __post_init__(self) -> None:
         if not self.queries or len(self.queries) != len(self.query_class):
@@ -40,11 +40,14 @@ class QuerySet:
         if sorted(set(self.query_class)) != list(range(self.n_classes)):
             raise ConfigError(f"every class 0..{self.n_classes - 1} needs at least one query, got classes "
                               f"{sorted(set(self.query_class))}.")
+        if self.background is not None and not 0 <= self.background < self.n_classes:
+            raise ConfigError(f"background={self.background} is not a class index (0..{self.n_classes - 1}).")
 
     @classmethod
-    def from_lines(cls, lines: Sequence[str], separator: str = ", ", *, background: bool = False) -> QuerySet:
+    def from_lines(cls, lines: Sequence[str], separator: str = ", ", *, background: int | None = None,
+                   ) -> QuerySet:
         """One class per line, its synonyms separated by `separator` (", " in the SCLIP family's name files,
-        "; " in ProxyCLIP's); with `background`, line 0 is the background class (its words)."""
+        "; " in ProxyCLIP's); `background`: the index of the background line (its words), if any."""
         queries: list[str] = []
         classes: list[int] = []
         for index, line in enumerate(lines):
@@ -56,7 +59,7 @@ class QuerySet:
         return cls(tuple(queries), tuple(classes), len(lines), background)
 
     @classmethod
-    def plain(cls, names: Sequence[str], *, background: bool = False) -> QuerySet:
+    def plain(cls, names: Sequence[str], *, background: int | None = None) -> QuerySet:
         """One query per class, the name as it is (no synonym splitting)."""
         return cls(tuple(str(n) for n in names), tuple(range(len(names))), len(names), background)
 
@@ -83,7 +86,7 @@ class Decision:
 
     def check(self, queries: QuerySet, dataset: str = "this benchmark") -> None:
         """Refuse thresholds on a vocabulary without background (see the module docstring)."""
-        if queries.background:
+        if queries.background is not None:
             return
         for name in ("prob_thd", "area_thd"):
             if getattr(self, name) > 0:
@@ -112,12 +115,15 @@ def decide(probs: Tensor, queries: QuerySet, decision: Decision) -> Tensor:
     then wins: the other probabilities lie below `prob_thd` < 1)."""
     decision.check(queries)
     scores = probs.clone()
+    bg = queries.background
     if decision.area_thd > 0:  # SCLIP: area of each foreground class among the foreground argmax pixels
         labels = scores.argmax(dim=0)
-        area = torch.bincount(labels.flatten(), minlength=queries.n_classes)[1:].to(scores.dtype)
+        area = torch.bincount(labels.flatten(), minlength=queries.n_classes).to(scores.dtype)
+        area[bg] = 0
         keep = area > decision.area_thd * area.sum()
-        scores[1:] *= keep.to(scores.dtype).view(-1, *([1] * (scores.dim() - 1)))
+        keep[bg] = True
+        scores *= keep.to(scores.dtype).view(-1, *([1] * (scores.dim() - 1)))
     if decision.prob_thd > 0:
         low = scores.max(dim=0).values < decision.prob_thd
-        scores[0][low] = 1.0
+        scores[bg][low] = 1.0
     return scores

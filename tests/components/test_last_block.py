@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from harness.errors import ConfigError
-from methods.components.clip_dense import GPS, DenseCLIP
-from methods.components.last_block import (
-    QK,
+from methods.components.attention_rules import (
+    ATTENTION_RULES,
+    GPS,
     QQ,
     QQKK,
-    RULES,
-    Identity,
     KKGauss,
-    LastBlockRule,
     Proxy,
-    TrainingFreeCLIP,
+    Vanilla,
+    apply_attention,
     gaussian_bias,
-    make_rule,
 )
+from methods.components.clip_dense import DenseCLIP
+from methods.components.last_block import ATTENTIONS, TrainingFreeCLIP, make_rule
 from methods.components.weights import build_clip
+from methods.spec import MethodSpec
 
 ATOL = 3e-5
 SIZES = [(64, 64), (48, 80)]  # grids 4x4 and 3x5 of tiny-vit-p16
@@ -101,12 +102,13 @@ def test_rules_match_explicit_matrices(clip16, size, name, residual, ffn):
     x = images(size)
     with torch.no_grad():
         torch.testing.assert_close(model(x), explicit(model, x, name, residual, ffn), atol=ATOL, rtol=1e-4)
-        # the base class's mix through the rule's explicit `matrix` equals the rule's fused `mix`
+        # the table's explicit per-head matrix, applied the slow way, equals the rule's fused mix (first image)
         block = model.visual.transformer.resblocks[-1]
-        h = block.ln_1(model.tokens_before_last(x)[0])
-        grid = model.grid_for(*size)
-        torch.testing.assert_close(LastBlockRule.mix(model.rule, h, block.attn, grid),
-                                   model.rule.mix(h, block.attn, grid), atol=ATOL, rtol=1e-4)
+        h = block.ln_1(model.tokens_before_last(x)[0])[0]
+        context = {k: model.grid_for(*size) for k in model.rule.context}
+        explicit_out = apply_attention(block.attn, h, model.rule.attention(h, block.attn, None, **context))
+        torch.testing.assert_close(model.rule.mix(h[None], block.attn, None, **context)[0], explicit_out,
+                                   atol=ATOL, rtol=1e-4)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -128,12 +130,12 @@ def test_proxy_needs_residual_drop(clip16):
 @pytest.mark.parametrize("size", SIZES)
 def test_identity_keep_equals_gps_alpha_1_of_the_one_pass_pipeline(clip16, size):
     x = images(size, seed=4) * 60 + 120  # raw-ish pixels, normalised by both with CLIP statistics
-    ours = TrainingFreeCLIP(clip16, Identity(), "keep", "keep")
+    ours = TrainingFreeCLIP(clip16, make_rule("identity"), "keep", "keep")
     gps = DenseCLIP(clip16, attention_rules={-1: GPS(1.0)}, input_normalisation="clip")
     plain = DenseCLIP(clip16, input_normalisation="clip")
     with torch.no_grad():
         torch.testing.assert_close(ours(ours.normalise(x)), gps(x).patch_features, atol=ATOL, rtol=1e-4)
-        vanilla = TrainingFreeCLIP(clip16, QK(), "keep", "keep")
+        vanilla = TrainingFreeCLIP(clip16, make_rule("qk"), "keep", "keep")
         torch.testing.assert_close(vanilla(vanilla.normalise(x)), plain(x).patch_features, atol=ATOL, rtol=1e-4)
 
 
@@ -146,13 +148,22 @@ def test_gaussian_bias_by_hand():
     torch.testing.assert_close(g, gauss_by_hand(2, 3, 1.0))
 
 
-def test_rule_table_is_self_describing_and_checked():
-    assert list(RULES) == ["qk", "identity", "qq+kk", "qq", "kk+gauss", "proxy"]
-    assert all(r.description for r in RULES.values())
-    assert {QQ().name, QQKK().name, KKGauss().name} == {"qq", "qq+kk", "kk+gauss"}
+def test_rules_are_entries_of_the_attention_rule_table():
+    assert ATTENTIONS == ("qk", "identity", "qq+kk", "qq", "kk+gauss", "proxy")
+    assert make_rule("identity") == GPS(1.0) and make_rule("qk") == Vanilla()  # reused, not re-implemented
+    for name, cls in (("qq+kk", QQKK), ("qq", QQ), ("kk+gauss", KKGauss), ("proxy", Proxy)):
+        assert ATTENTION_RULES[name] is cls and cls.description
+    assert make_rule("kk+gauss", sigma=2.0) == KKGauss(2.0)
+    # grid-free rules are also one-pass `ps` options; NACLIP's and ProxyCLIP's need the dense pipeline's context
+    assert MethodSpec(ps="qq").ps == "qq"
+    for name in ("kk+gauss", "proxy"):
+        with pytest.raises(ConfigError, match=re.escape(f"ps={name!r} is not one of")):
+            MethodSpec(ps=name)
+    with pytest.raises(ConfigError, match="needs the patch grid"):
+        KKGauss().mix(torch.zeros(1, 5, 64), torch.nn.MultiheadAttention(64, 2), None)
     with pytest.raises(ConfigError, match="unknown last-block attention"):
         make_rule("kq")
     with pytest.raises(ConfigError, match="sigma"):
         KKGauss(sigma=0)
     with pytest.raises(ConfigError, match="ffn"):
-        TrainingFreeCLIP(build_clip("tiny-vit-p16", "random")[0], QK(), "keep", "maybe")
+        TrainingFreeCLIP(build_clip("tiny-vit-p16", "random")[0], Vanilla(), "keep", "maybe")

@@ -12,15 +12,15 @@ from methods.components.queries import Decision, QuerySet, class_probabilities, 
 
 
 def test_name_lines_become_queries_mapped_to_their_class():
-    qs = QuerySet.from_lines(["sky, wall", "cat", "tvmonitor, screen, monitor"], background=True)
+    qs = QuerySet.from_lines(["sky, wall", "cat", "tvmonitor, screen, monitor"], background=0)
     assert qs.queries == ("sky", "wall", "cat", "tvmonitor", "screen", "monitor")
-    assert qs.query_class == (0, 0, 1, 2, 2, 2) and qs.n_classes == 3 and qs.has_synonyms
+    assert qs.query_class == (0, 0, 1, 2, 2, 2) and qs.n_classes == 3 and qs.has_synonyms and qs.background == 0
     assert QuerySet.from_lines(["a; b", "c"], separator="; ").query_class == (0, 0, 1)
     assert QuerySet.plain(["a, b", "c"]).queries == ("a, b", "c")
 
 
 def test_class_probability_is_the_max_over_synonyms_after_a_softmax_over_all_queries():
-    qs = QuerySet.from_lines(["bg", "cat, kitty", "dog"], background=True)  # queries: bg, cat, kitty, dog
+    qs = QuerySet.from_lines(["bg", "cat, kitty", "dog"], background=0)  # queries: bg, cat, kitty, dog
     logits = torch.tensor([[0.10, 0.20, 0.25, 0.05],   # pixel 0
                            [0.30, 0.10, 0.10, 0.12]]).T.reshape(4, 1, 2)
     probs = class_probabilities(logits, qs, tau=10.0)
@@ -36,7 +36,7 @@ def test_class_probability_is_the_max_over_synonyms_after_a_softmax_over_all_que
 
 
 def test_background_threshold_sends_uncertain_pixels_to_class_0():
-    qs = QuerySet.plain(["background", "cat", "dog"], background=True)
+    qs = QuerySet.plain(["background", "cat", "dog"], background=0)
     probs = torch.tensor([[0.2, 0.1, 0.4],   # background
                           [0.7, 0.45, 0.3],   # cat
                           [0.1, 0.45, 0.3]]).view(3, 1, 3)  # dog
@@ -46,7 +46,7 @@ def test_background_threshold_sends_uncertain_pixels_to_class_0():
 
 
 def test_area_threshold_suppresses_small_foreground_classes():
-    qs = QuerySet.plain(["background", "cat", "dog"], background=True)
+    qs = QuerySet.plain(["background", "cat", "dog"], background=0)
     # 10 pixels: 9 argmax cat, 1 argmax dog -> dog's area 1 of 10 foreground, not above 0.1 * 10: suppressed.
     probs = torch.zeros(3, 1, 10)
     probs[0] = 0.05
@@ -68,3 +68,11 @@ def test_thresholds_without_background_are_refused():
         Decision(tau=0)
     with pytest.raises(ConfigError, match="prob_thd"):
         Decision(prob_thd=1.5)
+
+
+def test_background_need_not_be_class_0():
+    qs = QuerySet.plain(["cat", "dog", "background"], background=2)
+    probs = torch.tensor([[0.45, 0.9], [0.3, 0.05], [0.25, 0.05]]).view(3, 1, 2)
+    assert decide(probs, qs, Decision(prob_thd=0.5)).argmax(0).flatten().tolist() == [2, 0]
+    with pytest.raises(ConfigError, match="not a class index"):
+        QuerySet.plain(["a"], background=1)

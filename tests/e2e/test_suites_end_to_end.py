@@ -76,18 +76,24 @@ def test_rerun_resumes_without_recomputing(smoke_run, capsys):
 def test_speed_suite_smoke_profile(tmp_path, capsys):
     out = tmp_path / "speed"
     code = main(["run", "suites/speed.yaml", "--profile", "smoke", "--out", str(out), "--no-progress",
-                 "--only", "vit-b16/matched/simbaseline,vit-b16/matched/deop",
+                 "--only", "vit-b16/matched/simbaseline,vit-b16/matched/deop,vit-b16/matched/naclip,"
+                           "vit-b16/matched/proxyclip",
                  "--set", "benchmarks.vit-b16.options.repeats=1"])
     assert code == 0
     records = {r["method"]: r for r in load_records(out)}
-    for rec in records.values():
+    assert len(records) == 4
+    for name, rec in records.items():
         speed = rec["speed"]
         assert speed["fps"] > 0 and speed["ms_per_image"] == pytest.approx(1000 / speed["fps"])
         assert speed["batch_size"] == 1 and speed["precision"] == "fp32" and speed["text_cached"] is True
-        assert {"proposals", "clip", "head", "postprocess"} <= set(speed["stages_ms"])
+        stages = {"clip", "postprocess"} | ({"proposals", "head"} if name in ("simbaseline", "deop") else set())
+        assert stages <= set(speed["stages_ms"])
         assert speed["gmac"] > 0 and 0 < speed["peak_fraction"]
         assert speed["images"].startswith("synthetic")
     assert len(records["simbaseline"]["speed"]["crops_per_image"]) == 2  # N' per image
+    # training-free: CLIP windows per image (48x64 and 64x48 at short side 48, windows 32/16: 2x3 and 3x2)
+    assert records["naclip"]["speed"]["windows_per_image"] == [6, 6]
+    assert records["proxyclip"]["speed"]["stage_gmac"]["dino"] > 0  # DINO timed and counted on its own
     assert "x SimBaseline" in capsys.readouterr().out
 
 

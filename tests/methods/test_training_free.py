@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.api import MethodEnv
+from harness.api import MethodEnv, Segmenter, Vocabulary
 from harness.errors import ConfigError
 from harness.registries import METHODS
 from methods.components.sliding import window_count
-from methods.dense_pipeline import protocol_size
+from methods.pipelines.dense import protocol_size
 
 PLUGINS = ["clip", "maskclip", "sclip", "clearclip", "naclip", "proxyclip"]
 TINY = {"clip_arch": "tiny-vit-p16", "clip_weights": "random", "short_side": 48, "crop": 32, "stride": 16,
@@ -36,21 +36,22 @@ def test_every_plugin_predicts_with_its_window_count(name):
     assert fitted.weights["clip"]["source"] == "random"
     assert (fitted.weights.get("dino", {}).get("source") == "random") == (name == "proxyclip")
     image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
-    scores = fitted.segmenter.predict(image, NAMES, dataset="synthetic_coco")
+    assert isinstance(fitted.segmenter, Segmenter)
+    scores = fitted.segmenter.predict(image, Vocabulary(NAMES, dataset="synthetic_coco"))
     assert scores.shape == (3, 50, 70) and torch.isfinite(scores).all()
     assert torch.allclose(scores.sum(0), torch.ones(50, 70), atol=1e-4)  # probabilities, no background rule
     h, w = protocol_size(50, 70, 48, 2048)
     spec = fitted.spec
     expected = 1 if spec.mode == "whole" else window_count(h, spec.crop, spec.stride) * window_count(
         w, spec.crop, spec.stride)
-    assert fitted.segmenter.last_crops == [expected]
+    assert fitted.segmenter.counts == {"windows": [expected]}
 
 
 def test_whole_image_prediction_by_hand():
     fitted = build("maskclip", mode="whole", short_side=64)
     seg = fitted.segmenter
     image = torch.randint(0, 256, (3, 40, 56), dtype=torch.uint8)
-    scores = seg.predict(image, NAMES)
+    scores = seg.predict(image, Vocabulary(NAMES))
     h, w = protocol_size(40, 56, 64, 2048)  # 64 x 90
     assert (h, w) == (64, 90)
     x = F.interpolate(image.float()[None], size=(h, w), mode="bilinear", align_corners=False)
@@ -72,7 +73,7 @@ def test_threshold_without_background_is_refused_before_predicting():
     fitted = build("clip", prob_thd=0.1)
     image = torch.randint(0, 256, (3, 40, 40), dtype=torch.uint8)
     with pytest.raises(ConfigError, match="prob_thd=0.1 needs a background class, and miniworld has none"):
-        fitted.segmenter.predict(image, NAMES, dataset="miniworld")
+        fitted.segmenter.predict(image, Vocabulary(NAMES, dataset="miniworld"))
 
 
 def test_per_dataset_settings_apply_by_name():
@@ -102,8 +103,17 @@ def test_options_are_typed_and_checked():
 def test_autocast_runs_and_agrees_with_fp32():
     fitted = build("sclip")
     image = torch.randint(0, 256, (3, 40, 60), dtype=torch.uint8)
-    ref = fitted.segmenter.predict(image, NAMES)
+    ref = fitted.segmenter.predict(image, Vocabulary(NAMES))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        low = fitted.segmenter.predict(image, NAMES)
+        low = fitted.segmenter.predict(image, Vocabulary(NAMES))
     assert low.dtype == torch.float32 and torch.isfinite(low).all()
     assert (low - ref).abs().max() < 0.1
+
+
+def test_background_threshold_applies_where_the_vocabulary_has_one():
+    fitted = build("clip", prob_thd=0.9)  # most pixels of a random CLIP fall below 0.9: background
+    image = torch.randint(0, 256, (3, 40, 40), dtype=torch.uint8)
+    scores = fitted.segmenter.predict(image, Vocabulary(["background", *NAMES], dataset=None, background=0))
+    labels = scores.argmax(0)
+    probs_max = scores[1:].max(0).values
+    assert (labels[probs_max < 0.9] == 0).all() and (labels == 0).any()

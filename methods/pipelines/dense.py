@@ -10,31 +10,23 @@ where the benchmark has a background class. `predict` returns (K, H0, W0) scores
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.registries import DATASETS
+from harness.api import Fitted, Timer, TimingPrep, Vocabulary, no_timer
 
-from .components.dino import DinoFeatures, build_dino
-from .components.last_block import TrainingFreeCLIP
-from .components.pamr import pamr
-from .components.queries import QuerySet, class_probabilities, decide
-from .components.sliding import slide_logits
-from .components.text import TextEncoder
-from .components.weights import build_clip
-from .training_free import TrainingFreeSpec
-
-Timer = Callable[[str], contextlib.AbstractContextManager]
-
-
-def no_timer(_: str) -> contextlib.AbstractContextManager:
-    return contextlib.nullcontext()
+from ..components.dino import DinoFeatures, build_dino
+from ..components.last_block import TrainingFreeCLIP
+from ..components.pamr import pamr
+from ..components.queries import QuerySet, class_probabilities, decide
+from ..components.sliding import slide_logits
+from ..components.text import TextEncoder
+from ..components.weights import build_clip
+from ..training_free import TrainingFreeSpec
 
 
 def protocol_size(height: int, width: int, short_side: int, max_long_side: int) -> tuple[int, int]:
@@ -45,7 +37,10 @@ def protocol_size(height: int, width: int, short_side: int, max_long_side: int) 
 
 
 class DenseSegmenter(nn.Module):
-    """Frozen CLIP (+ DINO for `proxy`) and text queries; nothing trains."""
+    """Frozen CLIP (+ DINO for `proxy`) and text queries; nothing trains (a `harness.api.Segmenter`).
+
+    Timed stages: preprocess, text, dino (ProxyCLIP), clip (the CLIP windows), postprocess (upsampling, PAMR and
+    the decision). `counts["windows"]`: CLIP windows per image of the last call (as SimBaseline's N' crops)."""
 
     def __init__(self, spec: TrainingFreeSpec, clip_model: nn.Module, text: TextEncoder,
                  dino: nn.Module | None = None) -> None:
@@ -56,7 +51,7 @@ class DenseSegmenter(nn.Module):
         self.dino = DinoFeatures(dino) if dino is not None else None
         if spec.needs_dino and dino is None:
             raise ValueError("attention 'proxy' needs a DINO model")
-        self.last_crops: list[int] = []  # windows per image of the last call (the speed task records them)
+        self.counts: dict[str, list[int]] = {}
 
     @property
     def device(self) -> torch.device:
@@ -65,13 +60,22 @@ class DenseSegmenter(nn.Module):
     def trainable_parameters(self) -> list[str]:
         return [n for n, p in self.named_parameters() if p.requires_grad]
 
-    def queries(self, class_names: Sequence[str], dataset: str | None) -> QuerySet:
-        """One query per class name; class 0 is the background where the catalog says the dataset has one
-        (`has_background`); a dataset the catalog does not know (the demo's own classes) has none."""
-        background = False
-        if dataset is not None and dataset in DATASETS.names():
-            background = bool(getattr(DATASETS.get(dataset), "has_background", False))
-        return QuerySet.plain(class_names, background=background)
+    def prepare_for_timing(self, prep: TimingPrep) -> dict[str, Any]:
+        """`compile` compiles the CLIP trunk (and DINO); there are no convolutions worth channels-last beyond the
+        patch embedding, so that request is declined (and recorded as such)."""
+        done: dict[str, Any] = {"channels_last": [], "compiled": [], "precision": prep.precision}
+        if prep.compile:
+            self.clip = torch.compile(self.clip)
+            done["compiled"].append("clip")
+            if self.dino is not None:
+                self.dino = torch.compile(self.dino)
+                done["compiled"].append("dino")
+        return done
+
+    def queries(self, vocab: Vocabulary) -> QuerySet:
+        """One query per class name (synonym name files come with a later issue); the vocabulary's background
+        class, if the benchmark has one."""
+        return QuerySet.plain(vocab.names, background=vocab.background)
 
     def window_logits(self, crops: Tensor, text: Tensor, timer: Timer) -> Tensor:
         """Normalised windows (B, 3, h, w) -> cosine logits (B, Q, h, w) at the window's size."""
@@ -85,28 +89,28 @@ class DenseSegmenter(nn.Module):
             return F.interpolate(logits.float(), size=crops.shape[-2:], mode="bilinear", align_corners=False)
 
     @torch.no_grad()
-    def predict(self, image: Tensor, class_names: Sequence[str], **kwargs: Any) -> Tensor:
+    def predict(self, image: Tensor, vocab: Vocabulary, *, max_size: int = 2560) -> Tensor:
         """image (3, H0, W0) uint8 -> scores (K, H0, W0) (argmax = the decision)."""
-        return self.predict_batch([image], class_names, **kwargs)[0]
+        return self.predict_batch([image], vocab, max_size=max_size)[0]
 
     @torch.no_grad()
-    def predict_batch(self, images: Sequence[Tensor], class_names: Sequence[str], *, max_size: int | None = None,
-                      dataset: str | None = None, timer: Timer = no_timer, seen: Tensor | None = None,
-                      ) -> list[Tensor]:
-        """Each image on its own (windows are batched within an image); `max_size` (the dataset's test cap) is
-        ignored: the protocol caps the long side at the spec's `max_long_side`."""
-        del max_size, seen  # no seen/unseen calibration in the training-free family
-        spec = self.spec.for_dataset(dataset)
-        queries = self.queries(class_names, dataset)
+    def predict_batch(self, images: Sequence[Tensor], vocab: Vocabulary, *, max_size: int = 2560,
+                      timer: Timer = no_timer) -> list[Tensor]:
+        """Each image on its own (windows are batched within an image). `max_size`, the dataset's test cap, is
+        not used: the protocol caps the long side at the spec's `max_long_side`; the seen flags neither (no
+        seen/unseen calibration in this family)."""
+        del max_size
+        spec = self.spec.for_dataset(vocab.dataset)
+        queries = self.queries(vocab)
         decision = spec.decision()
-        decision.check(queries, dataset or "this benchmark")
+        decision.check(queries, vocab.dataset or "this class list")
         with timer("text"):
             text = self.text(list(queries.queries)).float()
-        self.last_crops = []
+        self.counts = {"windows": []}
         out = []
         for image in images:
             logits, n_windows = self._logits(image, spec, text, timer)
-            self.last_crops.append(n_windows)
+            self.counts["windows"].append(n_windows)
             with timer("postprocess"):
                 probs = class_probabilities(logits, queries, spec.tau)
                 out.append(decide(probs, queries, decision))
@@ -130,22 +134,12 @@ class DenseSegmenter(nn.Module):
         return logits[0], n_windows
 
 
-@dataclass
-class FittedTrainingFree:
-    """A ready training-free segmenter and what it is made of (the same fields as `pipeline.Fitted`)."""
-
-    name: str
-    spec: TrainingFreeSpec
-    segmenter: nn.Module
-    weights: dict[str, Any]
-    stages: dict[str, Any] = field(default_factory=dict)  # none: nothing is trained
-
-
-def build_training_free(name: str, spec: TrainingFreeSpec, env, random_fallback: bool = False,
-                        ) -> FittedTrainingFree:
+def build_training_free(name: str, spec: TrainingFreeSpec, env, random_fallback: bool = False) -> Fitted:
+    """The frozen models, ready to predict (no stages: nothing trains). With `random_fallback` (timing only),
+    missing CLIP or DINO weights become random ones, said so in the record's weights."""
     from harness.errors import WeightsError
 
-    from .stages.common import resolve_device
+    from ..stages.common import resolve_device
 
     device = resolve_device(env.device)
     try:
@@ -169,5 +163,5 @@ def build_training_free(name: str, spec: TrainingFreeSpec, env, random_fallback:
             weights["dino"] = {**dino_info.as_record(), "fallback": f"asked for {spec.dino_weights!r}: {exc}"}
     text = TextEncoder(clip_model, mode="templates", templates=spec.templates)
     segmenter = DenseSegmenter(spec, clip_model, text, dino).to(device).eval()
-    return FittedTrainingFree(name=name, spec=spec, segmenter=segmenter, weights=weights)
+    return Fitted(name=name, segmenter=segmenter, weights=weights, stages={}, spec=spec)
 
