@@ -30,10 +30,10 @@ def method_plugin(name: str) -> SegmentationMethod:
 
 def vocabulary(info, zero_shot: bool) -> Vocabulary:
     """The query vocabulary of a benchmark on dataset ``info``: its class names; the seen flags on zero-shot
-    benchmarks; a class literally named "background" as the background index."""
+    benchmarks; class 0 as the background index where the catalog says the dataset has one (`has_background`)."""
     names = tuple(info.class_names)
     seen = tuple(i in set(info.seen) for i in range(len(names))) if zero_shot else None
-    background = names.index("background") if "background" in names else None
+    background = 0 if info.has_background else None
     return Vocabulary(names=names, dataset=info.name, seen=seen, background=background)
 
 

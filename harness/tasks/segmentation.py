@@ -60,6 +60,16 @@ def _options(cell: Cell) -> dict[str, Any]:
             "train_dataset": train_dataset}
 
 
+def benchmark_settings(cell: Cell) -> dict[str, Any] | None:
+    """What the cell's method runs with on the benchmark's dataset (name file, per-dataset settings), from a
+    plugin that has ``benchmark_settings(options, dataset)``; its `ConfigError` (e.g. a background threshold on a
+    dataset without background) stops the run before anything starts. None for plugins without it."""
+    plugin = method_plugin(cell.row.method)
+    if not hasattr(plugin, "benchmark_settings"):
+        return None
+    return dict(plugin.benchmark_settings(cell.method_options, cell.benchmark.dataset))
+
+
 def preflight_problems(cell: Cell, ctx: RunContext) -> list[str]:
     """Missing datasets and weights of a train-and-evaluate cell, found before anything runs."""
     from ..data import get_info, verify_prepared
@@ -86,6 +96,7 @@ class SegmentationTask:
 
     def check(self, cell: Cell) -> None:
         _options(cell)
+        benchmark_settings(cell)
 
     def preflight(self, cell: Cell, ctx: RunContext) -> list[str]:
         return preflight_problems(cell, ctx)
@@ -125,6 +136,9 @@ class SegmentationTask:
                                   class_names=names)
         extra = {"eval_images": n, "eval_split": opts["split"], "train_dataset": opts["train_dataset"],
                  "stages": fitted.stages, "world_size": dist_utils.world_size()}
+        settings = benchmark_settings(cell)
+        if settings is not None:
+            extra["benchmark_settings"] = settings
         extra.update(count_summary(counts, "_per_image_mean"))  # e.g. SimBaseline's crops_per_image_mean
         if writer is not None:
             extra["predictions"] = writer.close()

@@ -73,9 +73,15 @@ class DenseSegmenter(nn.Module):
         return done
 
     def queries(self, vocab: Vocabulary) -> QuerySet:
-        """One query per class name (synonym name files come with a later issue); the vocabulary's background
-        class, if the benchmark has one."""
-        return QuerySet.plain(vocab.names, background=vocab.background)
+        """The queries of the spec's name file for the vocabulary's dataset (each synonym its own query), or one
+        query per class name (`names: plain`, a free class list, a dataset without published files); the
+        vocabulary's background class, if the benchmark has one."""
+        names = self.spec.class_names(vocab.dataset)
+        if names is None:
+            return QuerySet.plain(vocab.names, background=vocab.background)
+        if names.num_classes != len(vocab.names):
+            raise ValueError(f"{names.file}: {names.num_classes} classes for a vocabulary of {len(vocab.names)}")
+        return QuerySet(names.queries, names.query_class, names.num_classes, vocab.background)
 
     def window_logits(self, crops: Tensor, text: Tensor, timer: Timer) -> Tensor:
         """Normalised windows (B, 3, h, w) -> cosine logits (B, Q, h, w) at the window's size."""
