@@ -249,11 +249,18 @@ _DEFAULT_DATASET = {"coco_stuff": "synthetic_coco", "voc_aug": "synthetic_voc",
 COCO_UNUSED_RAW = 11  # COCO category id 12 does not exist in COCO-Stuff's 171 classes
 
 
+# Datasets whose class 0 "background" is drawn as stuff textures: name -> ((texture, raw value), ...), the raw
+# values being the dataset's `background_raw_ids` (MiniWorld-BG registers its eight stuff classes here).
+BACKGROUND_STUFF: dict[str, tuple[tuple[str, int], ...]] = {}
+
+
 def scene_spec(info: DatasetInfo) -> SceneSpec:
     """The scene vocabulary of a synthetic dataset, in its raw format's numbering."""
-    stuff = tuple((n, r) for n, r in zip(info.class_names, info.raw_ids) if n in TEXTURES)
+    background_stuff = BACKGROUND_STUFF.get(info.name, ())
+    stuff = tuple((n, r) for n, r in zip(info.class_names, info.raw_ids) if n in TEXTURES) + background_stuff
     things = tuple((n, r) for n, r in zip(info.class_names, info.raw_ids) if n in SHAPES)
-    unknown = [n for n in info.class_names if n not in TEXTURES and n not in SHAPES]
+    drawn_as_stuff = {"background"} if background_stuff else set()
+    unknown = [n for n in info.class_names if n not in TEXTURES and n not in SHAPES and n not in drawn_as_stuff]
     if unknown:
         raise DataError(f"synthetic dataset {info.name!r}: no appearance defined for classes {unknown}.")
     fmt = info.raw_format

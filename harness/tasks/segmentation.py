@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import Cell, CellResult, RunContext
+from ..api import Cell, CellResult, CellSkipped, RunContext
 from ..errors import ConfigError
 from ..registries import DATASETS
 from .common import count_summary, method_plugin, train_for_evaluation, vocabulary
@@ -70,6 +70,19 @@ def benchmark_settings(cell: Cell) -> dict[str, Any] | None:
     return dict(plugin.benchmark_settings(cell.method_options, cell.benchmark.dataset))
 
 
+def _skip_without_background_rule(cell: Cell) -> None:
+    """A benchmark with a background class (VOC-21, PC-60, COCO-Object) scores it; a method without a background
+    decision (no `benchmark_settings`, e.g. DeOP, trained without a background class) is not meant for it: the
+    cell is recorded as not run, with why, instead of training for a meaningless number."""
+    from ..data import get_info
+
+    if get_info(cell.benchmark.dataset).has_background and not hasattr(method_plugin(cell.row.method),
+                                                                        "benchmark_settings"):
+        raise CellSkipped(f"method {cell.row.method!r} has no background decision (a background query and "
+                          f"prob_thd); {cell.benchmark.dataset!r} has a background class. The training-free "
+                          f"family's with-background benchmarks are for methods that have one.")
+
+
 def preflight_problems(cell: Cell, ctx: RunContext) -> list[str]:
     """Missing datasets and weights of a train-and-evaluate cell, found before anything runs."""
     from ..data import get_info, verify_prepared
@@ -109,6 +122,7 @@ class SegmentationTask:
         from ..train import distributed as dist_utils
 
         opts = _options(cell)
+        _skip_without_background_rule(cell)
         evaluation = train_for_evaluation(cell, ctx, opts)
         info, dataset, fitted, n = evaluation.info, evaluation.dataset, evaluation.fitted, evaluation.n_images
         segmenter = fitted.segmenter

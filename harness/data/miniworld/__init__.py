@@ -25,4 +25,13 @@ def __getattr__(name: str) -> Any:
 
         register_appearances()
         return MINIWORLD
+    if name == "MINIWORLD_BG":  # the same scenes; stuff drawn as the background
+        from ..catalog import MINIWORLD_BG
+        from ..class_names.miniworld import MINIWORLD_BG_STUFF_RAW, MINIWORLD_STUFF
+        from ..synthetic import BACKGROUND_STUFF
+        from .world import register_appearances
+
+        register_appearances()
+        BACKGROUND_STUFF[MINIWORLD_BG.name] = tuple(zip(MINIWORLD_STUFF, MINIWORLD_BG_STUFF_RAW, strict=True))
+        return MINIWORLD_BG
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
