@@ -169,7 +169,7 @@ class TrainingFreeSpec:
         else:
             described = f"plain (the catalog's class names: no repository publishes a name file for {dataset!r})"
         changed = {k: getattr(spec, k) for k in self.per_dataset.get(dataset, {})}
-        return {"dataset": dataset, "names": described,
+        return {"dataset": dataset, "names": spec.names if names is not None else "plain", "name_file": described,
                 "queries": len(names.queries) if names is not None else info.num_classes,
                 "background": info.has_background, "per_dataset": changed}
 
