@@ -302,7 +302,8 @@ def write_synthetic_raw(format: str, root: str | Path, n_train: int = 8, n_val: 
             counter += 1
             width = size + int(rng.integers(0, size // 2 + 1))
             image, label = render_scene(spec, size, width, rng)
-            writer.add(split, counter, image, label)
+            if info.layout.split(split) is not None:  # drawn either way: later scenes stay those of the seed
+                writer.add(split, counter, image, label)
     if format == "voc_aug":  # JPEGImages holds more images than the lists name, as the real one does
         counter += 1
         image, _ = render_scene(spec, size, size, rng)
