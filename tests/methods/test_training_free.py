@@ -117,3 +117,18 @@ def test_background_threshold_applies_where_the_vocabulary_has_one():
     labels = scores.argmax(0)
     probs_max = scores[1:].max(0).values
     assert (labels[probs_max < 0.9] == 0).all() and (labels == 0).any()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["sclip", "naclip", "proxyclip"])
+def test_cuda_fp32_matches_cpu_and_autocast_runs(name):
+    cpu = build(name)
+    image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
+    ref = cpu.segmenter.predict(image, Vocabulary(NAMES))
+    gpu = cpu.segmenter.to("cuda")
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.predict(image, Vocabulary(NAMES)).cpu(), ref, atol=1e-3, rtol=1e-3)
+    for dtype in (torch.float16, torch.bfloat16):
+        with torch.autocast("cuda", dtype=dtype):
+            low = gpu.predict(image, Vocabulary(NAMES)).cpu()
+        assert torch.isfinite(low).all() and (low - ref).abs().max() < 0.1
