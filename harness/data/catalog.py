@@ -196,6 +196,7 @@ MINIWORLD = DatasetInfo(
     test_max_size=160,
     train=_SYNTHETIC_TRAIN,
     synthetic=True,
+    appearances="harness.data.miniworld.world:APPEARANCES",
     source="harness.data.miniworld (drawn by harness.data.synthetic, written in COCO-Stuff's raw format, "
            "prepared by the real converter)",
 )
@@ -211,8 +212,7 @@ _ENTRIES: dict[str, str] = {
     "synthetic_voc": "SYNTHETIC_VOC",
     "synthetic_pc": "SYNTHETIC_PC",
     "synthetic_ade": "SYNTHETIC_ADE",
+    "miniworld": "MINIWORLD",
 }
 for _name, _attr in _ENTRIES.items():
     DATASETS.register(_name, f"harness.data.catalog:{_attr}")
-# Through its package, so that asking for MiniWorld also gives the shared generator its classes' appearances.
-DATASETS.register("miniworld", "harness.data.miniworld:MINIWORLD")
