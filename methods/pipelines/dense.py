@@ -26,7 +26,7 @@ from ..components.queries import QuerySet, class_probabilities, decide
 from ..components.sliding import slide_logits
 from ..components.text import TextEncoder
 from ..components.weights import build_clip
-from ..training_free import TrainingFreeSpec
+from ..training_free_spec import TrainingFreeSpec
 
 
 def protocol_size(height: int, width: int, short_side: int, max_long_side: int) -> tuple[int, int]:
