@@ -100,6 +100,7 @@ class RunContext:
     device: str = "auto"
     progress: bool = True
     log: Any = print
+    save_predictions: str | None = None  # "json" | "png": tasks that predict label maps write them (run --save-predictions)
 
 
 @dataclass

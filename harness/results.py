@@ -263,7 +263,8 @@ def iter_record_files(directory: Path | str) -> Iterator[Path]:
     """Record files under a directory (recursively), in a stable order."""
     directory = Path(directory)
     for path in sorted(directory.rglob("*.json")):
-        if not path.name.startswith("."):
+        # run --save-predictions writes sem_seg_predictions.json into <record stem>.predictions/ beside a record
+        if not path.name.startswith(".") and not any(p.endswith(".predictions") for p in path.relative_to(directory).parts[:-1]):
             yield path
 
 

@@ -5,6 +5,10 @@ Raw layouts (--raw points at):
   voc_20, synthetic_voc            VOC2012: JPEGImages/, SegmentationClassAug/, train.txt (trainaug), val.txt
   pc_59, synthetic_pc              VOC2010: JPEGImages/, SegmentationClassContext/ (0 bg, 1..59), ImageSets/SegmentationContext/
   ade_150, synthetic_ade           ADEChallengeData2016: images/{training,validation}, annotations/{training,validation}
+  voc_21                           VOC2012: JPEGImages/, SegmentationClass/ (palette PNGs), ImageSets/Segmentation/val.txt
+  pc_60                            as pc_59 (background 0 kept as class 0)
+  coco_object                      as coco_stuff_171 (val2017 only; stuff and 255 become background 0)
+  cityscapes                       leftImg8bit/val/<city>/*_leftImg8bit.png, gtFine/val/<city>/*_gtFine_labelIds.png
 pc_459 and ade_847 have no converter: place the official prepared 16-bit TIFF labels (ignore 65535) under the data
 root as pcontext-459/{JPEGImages,pc459_val} and ADE20K_2021_17_01/{images,annotations}_detectron2/{training,validation}.
 

@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="console", choices=("console", "md", "latex", "csv"))
     parser.add_argument("--paper", action="store_true", help="put the paper's numbers beside ours")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--save-predictions", choices=("json", "png"), default=None,
+                        help="also write each segmentation cell's predictions into <record stem>.predictions/ beside its "
+                             "record: json = detectron2's sem_seg_predictions.json (COCO RLE), png = label PNGs; "
+                             "`harness evaluate` reads both (cells already recorded are skipped: add --force)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,9 +87,13 @@ def run(args: argparse.Namespace) -> int:
         data_root=Path(data_root) if data_root else None,
         device=args.device,
         progress=not args.no_progress,
+        save_predictions=args.save_predictions,
     )
     summary = run_suite(suite, ctx, force=args.force, only=args.only)
     print(summary.line() + f"; records in {out}")
+    if args.save_predictions and summary.count("skipped"):
+        print(f"  note: no predictions were written for the {summary.count('skipped')} cells already recorded; "
+              f"add --force to recompute them with --save-predictions")
     for outcome in summary.failed:
         print(f"  FAILED {outcome.cell.id}: {outcome.note}")
     print()

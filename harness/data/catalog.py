@@ -27,6 +27,15 @@ from .class_names.synthetic import (
     SYNTHETIC_VOC_NAMES,
     SYNTHETIC_VOC_UNSEEN,
 )
+from .class_names.training_free import (
+    CITYSCAPES_NAMES,
+    CITYSCAPES_RAW,
+    COCO_OBJECT_NAMES,
+    COCO_OBJECT_RAW,
+    COCO_STUFF_RAW,
+    PC_60_NAMES,
+    VOC_21_NAMES,
+)
 from .info import DatasetInfo, Layout, SplitLayout, TrainSettings
 
 DEOP_MIN_SIZES_512: tuple[int, ...] = tuple(int(x * 0.1 * 512) for x in range(5, 16))  # 256..768
@@ -130,6 +139,67 @@ ADE_847 = DatasetInfo(
     source="METHOD_SPEC §10.3; [D] register_ade20k_full.py (ade20k_full_sem_seg_val)",
 )
 
+# -- the training-free family's benchmarks (TRAINING_FREE_SPEC §2): val only, no zero-shot split ---------------
+# Test sizes here are the family's most common (short side 336, long side capped at 2048); its methods set their
+# own per repository. `has_background`: class 0 is a scored background class (the "with background" columns).
+VOC_21 = DatasetInfo(
+    name="voc_21",
+    title="PASCAL VOC 2012 val, 20 classes + background",
+    class_names=VOC_21_NAMES,
+    raw_ids=tuple(range(21)),  # SegmentationClass palette index: 0 background, 1..20; 255 borders -> ignore
+    raw_format="voc2012",
+    layout=Layout(val=SplitLayout("VOC2012/JPEGImages", "VOC2012/annotations_voc21/val")),
+    test_short_side=336,
+    has_background=True,
+    official_samples=(("val", 1449),),
+    source="TRAINING_FREE_SPEC §2; mmseg PascalVOCDataset (SegmentationClass, ImageSets/Segmentation/val.txt)",
+)
+
+PC_60 = DatasetInfo(
+    name="pc_60",
+    title="Pascal-Context-60 (59 classes + background)",
+    class_names=PC_60_NAMES,
+    raw_ids=tuple(range(60)),  # SegmentationClassContext: 0 background, 1..59 in PC-59's order
+    raw_format="pcontext59",
+    layout=Layout(val=SplitLayout("pcontext/val/image", "pcontext/val/label60")),
+    test_short_side=336,
+    has_background=True,
+    official_samples=(("val", 5105),),
+    source="TRAINING_FREE_SPEC §2; mmseg PascalContextDataset (reduce_zero_label=False)",
+)
+
+COCO_OBJECT = DatasetInfo(
+    name="coco_object",
+    title="COCO-Object (COCO-Stuff-164k val: 80 things + background)",
+    class_names=COCO_OBJECT_NAMES,
+    raw_ids=COCO_OBJECT_RAW,  # 255 (unlabeled) -> background, things (COCO id - 1) -> 1..80
+    background_raw_ids=COCO_STUFF_RAW,  # every stuff value -> background
+    raw_format="coco_stuff",
+    layout=Layout(val=SplitLayout("coco/val2017", "coco/objectmaps_detectron2/val2017")),
+    test_short_side=336,
+    has_background=True,
+    official_samples=(("val", 5000),),
+    source="TRAINING_FREE_SPEC §2; SCLIP/NACLIP datasets/cvt_coco_object.py (from GroupViT): keys > 90 and 255 "
+           "-> 0; SCLIP custom_datasets.py COCOObjectDataset (reduce_zero_label=False)",
+    notes=("COCO's unlabeled pixels (255) are background here, not ignored, as the official conversion does",
+           "raw values of no COCO category (11, 25, ...) do not occur in the official maps; here they are ignored "
+           "(the official script would leave them as they are)"),
+)
+
+CITYSCAPES = DatasetInfo(
+    name="cityscapes",
+    title="Cityscapes (gtFine val, 19 classes)",
+    class_names=CITYSCAPES_NAMES,
+    raw_ids=CITYSCAPES_RAW,  # labelIds of trainIds 0..18; every other labelId -> ignore
+    raw_format="cityscapes",
+    layout=Layout(val=SplitLayout("cityscapes/images/val", "cityscapes/annotations_detectron2/val",
+                                  image_suffix=".png")),
+    test_short_side=560,
+    official_samples=(("val", 500),),
+    source="TRAINING_FREE_SPEC §2; cityscapesScripts helpers/labels.py (labelId -> trainId); mmseg "
+           "CityscapesDataset",
+)
+
 # -- synthetic datasets in the real raw formats (profile `smoke`; see harness.data.synthetic) ----------------
 _SYNTHETIC_TRAIN = TrainSettings((48, 56, 64, 72, 80), max_size=160, crop_size=64, size_divisibility=64)
 
@@ -208,6 +278,10 @@ _ENTRIES: dict[str, str] = {
     "ade_150": "ADE_150",
     "pc_459": "PC_459",
     "ade_847": "ADE_847",
+    "voc_21": "VOC_21",
+    "pc_60": "PC_60",
+    "coco_object": "COCO_OBJECT",
+    "cityscapes": "CITYSCAPES",
     "synthetic_coco": "SYNTHETIC_COCO",
     "synthetic_voc": "SYNTHETIC_VOC",
     "synthetic_pc": "SYNTHETIC_PC",

@@ -77,6 +77,11 @@ class DatasetInfo:
     appearances: str | None = None
     source: str = ""  # where the facts come from (METHOD_SPEC section / official file)
     notes: tuple[str, ...] = field(default=())
+    # class 0 is a "background" class that is predicted and scored (VOC-21, PC-60, COCO-Object); the
+    # training-free methods answer it with a background query and a probability threshold (TRAINING_FREE_SPEC §2)
+    has_background: bool = False
+    background_raw_ids: tuple[int, ...] = ()  # further raw values that become class 0 (COCO-Object's stuff)
+    official_samples: tuple[tuple[str, int], ...] = ()  # (split, images) of the official split, checked by prepare
 
     def __post_init__(self) -> None:
         _reject_duplicates(self.name, self.class_names)
@@ -94,6 +99,7 @@ class DatasetInfo:
             )
         if self.raw_format is not None and not self.raw_ids:
             raise DataError(f"dataset {self.name!r}: a raw_format needs raw_ids to map raw labels to train ids.")
+        _check_background(self)
         if k > self.ignore_index:
             raise DataError(
                 f"dataset {self.name!r}: {k} classes do not fit below ignore_index {self.ignore_index}; "
@@ -128,6 +134,10 @@ class DatasetInfo:
         self.layout.split(split)
         return self.seen_names if (split == "train" and self.zero_shot) else self.class_names
 
+    def official_count(self, split: str) -> int | None:
+        """The number of images of the official `split` (None where the catalog does not pin it)."""
+        return dict(self.official_samples).get(split)
+
     # -- user-facing help ---------------------------------------------------------------------------
     def prepare_command(self, raw: str = "PATH") -> str:
         return f"python -m harness prepare {self.name} --raw {raw}"
@@ -146,3 +156,18 @@ def _reject_duplicates(dataset: str, names: tuple[str, ...]) -> None:
             f"every class needs a distinct name, or two classes would share one text embedding. "
             f"Rename or remove the duplicates."
         )
+
+
+def _check_background(info: DatasetInfo) -> None:
+    if info.has_background and info.class_names[0] != "background":
+        raise DataError(f"dataset {info.name!r}: has_background needs class 0 named 'background', not "
+                        f"{info.class_names[0]!r}.")
+    if info.background_raw_ids and not info.has_background:
+        raise DataError(f"dataset {info.name!r}: background_raw_ids need has_background (class 0).")
+    both = sorted(set(info.background_raw_ids) & set(info.raw_ids))
+    if both:
+        raise DataError(f"dataset {info.name!r}: raw values {both} are both a class's raw id and a background "
+                        f"raw id; each raw value maps to one class.")
+    unknown = [s for s, _ in info.official_samples if s not in SPLITS]
+    if unknown:
+        raise DataError(f"dataset {info.name!r}: official_samples names unknown splits {unknown}.")

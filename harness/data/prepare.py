@@ -21,6 +21,7 @@ Raw layouts (``--raw`` points at):
   ``SegmentationClassContext/*.png`` (0 background, 1..59 in the catalog order) and
   ``ImageSets/SegmentationContext/{train,val}.txt``.
 - ``ade20k``: ``ADEChallengeData2016/``: ``images/{training,validation}``, ``annotations/{training,validation}``.
+- ``voc2012`` and ``cityscapes`` (the training-free family's VOC-21 and Cityscapes): see ``raw_extra``.
 """
 
 from __future__ import annotations
@@ -105,6 +106,10 @@ def raw_pairs(raw_format: str, raw: Path, split: str) -> list[RawPair]:
     if raw_format == "ade20k":
         folder = {"train": "training", "val": "validation"}[split]
         return _folder_pairs(raw / "images" / folder, raw / "annotations" / folder)
+    from .raw_extra import EXTRA_RAW_READERS  # the training-free benchmarks' formats (VOC2012, Cityscapes)
+
+    if raw_format in EXTRA_RAW_READERS:
+        return EXTRA_RAW_READERS[raw_format](raw, split)
     raise DataError(f"unknown raw format {raw_format!r}.")
 
 
@@ -116,6 +121,8 @@ def lookup_table(info: DatasetInfo, split: str) -> np.ndarray:
     kept = info.seen if seen_only else range(info.num_classes)
     for new_id, cls in enumerate(kept):
         lut[info.raw_ids[cls]] = new_id
+    if info.background_raw_ids and not seen_only:
+        lut[list(info.background_raw_ids)] = 0  # COCO-Object: every stuff value is background (class 0)
     return lut
 
 
@@ -233,6 +240,8 @@ def prepare_dataset(info: DatasetInfo, raw: str | Path, out: str | Path, workers
             "raw_pairs": sum(counts.values()),
             "classes": len(info.split_class_names(split)),
         }
+        if info.official_count(split) is not None:
+            manifest["splits"][split]["official_samples"] = info.official_count(split)
     manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     path = manifest_path(info, out)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -243,5 +252,8 @@ def prepare_dataset(info: DatasetInfo, raw: str | Path, out: str | Path, workers
         log(f"{info.name} {split}: {c['samples']} samples, {c['classes']} classes "
             f"(labels 0..{c['classes'] - 1}, ignore {info.ignore_index}); "
             f"{c['left_out_no_labelled_pixel']} of {c['raw_pairs']} raw maps left out (no labelled pixel)")
+        if c.get("official_samples", c["samples"]) != c["samples"]:
+            log(f"WARNING: {info.name} {split} has {c['samples']} samples, the official split has "
+                f"{c['official_samples']}: the raw download at {raw} is incomplete or is another split.")
     log(f"verified: label values in range, label sizes equal image sizes. Manifest: {path}")
     return manifest

@@ -14,6 +14,10 @@ Seen and unseen mIoU apply the same rule to each subset of the *same* matrix (so
 unseen class is a false positive of that unseen class); hIoU = 2 * seen * unseen / (seen + unseen)
 (0 when either is 0). pAcc = sum(tp) / sum(pos_gt) over all classes. All values in percent, unrounded;
 None where undefined (no class to average).
+
+A matrix may carry one extra column, K x (K+1): column K counts labelled pixels that received no prediction at
+all (an image missing from an external predictions file, or pixels no mask covered; `harness.eval.sem_seg_json`).
+They count in pos_gt of their class (a miss) and in no class's pos_pred.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ def _as_matrix(matrix) -> np.ndarray:
     if hasattr(matrix, "numpy") and not isinstance(matrix, np.ndarray):  # ConfusionMatrix or tensor
         matrix = matrix.numpy() if not hasattr(matrix, "detach") else matrix.detach().cpu().numpy()
     m = np.asarray(matrix, dtype=np.int64)
-    if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        raise ValueError(f"a confusion matrix must be square, got shape {m.shape}")
+    if m.ndim != 2 or m.shape[1] not in (m.shape[0], m.shape[0] + 1):
+        raise ValueError(f"a confusion matrix must be K x K (or K x K+1 with a no-prediction column), got shape "
+                         f"{m.shape}")
     return m
 
 
@@ -41,9 +46,10 @@ def per_class_iou(matrix, convention: str = DEFAULT_CONVENTION) -> np.ndarray:
     """IoU per class in [0, 1]; NaN where the class does not count under `convention`."""
     check_convention(convention)
     m = _as_matrix(matrix)
-    tp = np.diag(m).astype(np.float64)
-    pos_gt = m.sum(axis=1).astype(np.float64)
-    pos_pred = m.sum(axis=0).astype(np.float64)
+    k = m.shape[0]
+    tp = np.diag(m[:, :k]).astype(np.float64)
+    pos_gt = m.sum(axis=1).astype(np.float64)  # with the no-prediction column, if any
+    pos_pred = m[:, :k].sum(axis=0).astype(np.float64)
     iou = np.full(m.shape[0], np.nan)
     present = pos_gt > 0
     iou[present] = tp[present] / (pos_gt[present] + pos_pred[present] - tp[present])
@@ -70,7 +76,8 @@ def check_convention(convention: str) -> None:
 
 def compute_metrics(matrix, seen: Sequence[int] | None = None, unseen: Sequence[int] = (),
                     convention: str = DEFAULT_CONVENTION, class_names: Sequence[str] | None = None) -> dict:
-    """The record's metrics from one K x K ``matrix[gt, pred]`` (numpy, tensor or ConfusionMatrix).
+    """The record's metrics from one K x K ``matrix[gt, pred]`` (numpy, tensor or ConfusionMatrix; K x K+1 with
+    a no-prediction column, see above).
 
     Keys: ``miou``, ``pacc``, ``per_class_iou`` (class name -> percent or None); with unseen classes also
     ``miou_seen``, ``miou_unseen``, ``hiou``. `seen` defaults to every class not in `unseen`.
@@ -81,7 +88,7 @@ def compute_metrics(matrix, seen: Sequence[int] | None = None, unseen: Sequence[
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
     if len(names) != k:
         raise ValueError(f"{len(names)} class names for a {k}-class confusion matrix")
-    tp, pos_gt = np.diag(m), m.sum(axis=1)
+    tp, pos_gt = np.diag(m[:, :k]), m.sum(axis=1)
     metrics: dict = {
         "miou": _mean(iou),
         "pacc": float(tp.sum() / pos_gt.sum() * 100) if pos_gt.sum() else None,

@@ -23,11 +23,12 @@ from .confusion import ConfusionMatrix
 
 @dataclass(frozen=True)
 class ScoredSplit:
-    matrix: np.ndarray  # K x K int64, matrix[gt, pred]
+    matrix: np.ndarray  # K x K int64, matrix[gt, pred] (K x K+1 with a no-prediction column, see metrics)
     class_names: tuple[str, ...]
     unseen: tuple[int, ...]
     n_images: int
-    unmatched_predictions: int  # PNGs in the folder with no ground truth (ignored)
+    unmatched_predictions: int  # predictions (PNGs, or images of a JSON file) with no ground truth (ignored)
+    missing_images: tuple[str, ...] = ()  # stems scored as missing (JSON files only; a PNG folder must be complete)
 
 
 def _some(names: list[str]) -> str:
@@ -51,6 +52,8 @@ def score_prediction_dir(info: DatasetInfo, pred_dir: str | Path, split: str = "
         raise DataError(
             f"{len(missing)} of {len(samples)} predictions are missing from {pred_dir} (expected one "
             f"<stem>.png per ground-truth label of {info.name}/{split}): {_some(missing)}."
+            + (" It holds a sem_seg_predictions.json: pass that file as --pred to score it."
+               if (pred_dir / "sem_seg_predictions.json").is_file() else "")
         )
     cm = ConfusionMatrix(k, "cpu", ignore_index=info.ignore_index, check=False)
     wrong_size: list[str] = []

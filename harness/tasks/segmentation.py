@@ -108,11 +108,15 @@ class SegmentationTask:
         indices = list(range(n))[dist_utils.rank()::dist_utils.world_size()]
         matrix = ConfusionMatrix(len(names), device=device, ignore_index=info.ignore_index)
         counts: dict[str, list[int]] = {}
+        writer = _prediction_writer(cell, ctx, info)
         for i in tqdm(indices, desc=f"evaluate {info.name}", unit="img", leave=False,
                       disable=not ctx.progress or not dist_utils.is_main()):
             item = dataset[i]
             scores = segmenter.predict(item["image"], vocab, max_size=info.test_max_size)
-            matrix.update(scores.argmax(0), item["label"].to(device))
+            prediction = scores.argmax(0)
+            matrix.update(prediction, item["label"].to(device))
+            if writer is not None:
+                writer.add(item["file_name"], prediction)
             for key, values in segmenter.counts.items():
                 counts.setdefault(key, []).extend(values)
         matrix.all_reduce()
@@ -122,9 +126,22 @@ class SegmentationTask:
         extra = {"eval_images": n, "eval_split": opts["split"], "train_dataset": opts["train_dataset"],
                  "stages": fitted.stages, "world_size": dist_utils.world_size()}
         extra.update(count_summary(counts, "_per_image_mean"))  # e.g. SimBaseline's crops_per_image_mean
+        if writer is not None:
+            extra["predictions"] = writer.close()
         return CellResult(metrics=metrics, weights=fitted.weights, miou_convention=opts["convention"],
                           confusion=matrix.numpy(), device=str(device), seed=opts["seed"], extra=extra,
                           method_spec={"stage_hashes": fitted.weights.get("stages", {})})
+
+
+def _prediction_writer(cell: Cell, ctx: RunContext, info):
+    """With run --save-predictions: a writer into ``<record stem>.predictions/`` beside the cell's record."""
+    if ctx.save_predictions is None:
+        return None
+    from ..eval.prediction_files import PredictionWriter
+    from ..runner import record_path
+
+    record = record_path(ctx.out_dir, cell)
+    return PredictionWriter(ctx.save_predictions, record.with_name(f"{record.stem}.predictions"), info)
 
 
 SEGMENTATION = SegmentationTask()

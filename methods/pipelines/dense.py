@@ -150,7 +150,7 @@ def build_training_free(name: str, spec: TrainingFreeSpec, env, random_fallback:
             raise
         clip_model, clip_info = build_clip(spec.clip_arch, "random", "cpu", seed=env.seed)
         clip_record = {**clip_info.as_record(), "fallback": f"asked for {spec.clip_weights!r}: {exc}"}
-    weights: dict[str, Any] = {"clip": clip_record, "stages": "none (training-free)"}
+    weights: dict[str, Any] = {"clip": clip_record, "stages": {}}  # training-free: no stage
     dino = None
     if spec.needs_dino:
         try:

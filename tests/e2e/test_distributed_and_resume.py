@@ -11,7 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from harness.data import get_info, list_samples
+from harness.eval.sem_seg_json import score_prediction_json
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ("defaults.train={prompts: {iters: 4, batch_size: 4}, proposals: {iters: 6, batch_size: 2, crop: 64, "
@@ -74,10 +78,18 @@ def test_ddp_two_processes_give_the_metrics_of_one(single):
     shutil.copytree(tmp / "single" / "cache", tmp / "ddp" / "cache")
     shutil.rmtree(tmp / "ddp" / "cache" / "head")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           *_args(tmp, "ddp")]
+           *_args(tmp, "ddp"), "--save-predictions", "json"]
     done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     ddp = _metrics(tmp, "ddp")
     assert ddp["world_size"] == 2
     for key in ("pacc", "miou", "hiou", "miou_seen", "miou_unseen"):
         assert ddp["metrics"][key] == pytest.approx(reference["metrics"][key], abs=1e-6), key
+    # --save-predictions under DDP: both ranks' images gathered into one file that scores to the record's matrix
+    cell = tmp / "ddp" / "runs" / "coco-stuff" / "default"
+    info = get_info("synthetic_coco")
+    n = min(4, len(list_samples(info, "val", tmp / "data")))
+    assert ddp["predictions"]["images"] == n
+    scored = score_prediction_json(info, cell / "deop.predictions" / "sem_seg_predictions.json", root=tmp / "data")
+    assert len(scored.missing_images) == len(list_samples(info, "val", tmp / "data")) - n
+    np.testing.assert_array_equal(scored.matrix[:, :info.num_classes], np.load(cell / "deop.confusion.npy"))
