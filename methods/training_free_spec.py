@@ -21,6 +21,8 @@ from .components.queries import Decision
 from .components.sliding import SlideConfig
 from .components.text import TEMPLATE_SETS
 
+NAME_FAMILIES = ("plain", "sclip", "clearclip", "proxyclip")  # harness.data.name_files.FAMILIES
+
 
 @dataclass(frozen=True)
 class TrainingFreeSpec:
@@ -47,7 +49,9 @@ class TrainingFreeSpec:
     pad_to: int = 0
     window_batch: int = 0  # windows per CLIP call, 0 = all windows of one size at once
     remainder: str = "crop"  # a window side that is not a multiple of the patch: cut (the repos) or pad
-    # Text and decision.
+    # Text and decision. `names`: whose class-name file gives the queries (harness.data.name_files: "sclip",
+    # "clearclip", "proxyclip" files with synonyms and background words, or "plain" catalog names).
+    names: str = "plain"
     templates: str = "imagenet"
     tau: float = 40.0
     prob_thd: float = 0.0
@@ -62,7 +66,8 @@ class TrainingFreeSpec:
 
     def __post_init__(self) -> None:
         choices = {"kind": ("training-free",), "attention": ATTENTIONS, "residual": KEEP_DROP,
-                   "ffn": KEEP_DROP, "templates": tuple(TEMPLATE_SETS), "remainder": ("crop", "pad")}
+                   "ffn": KEEP_DROP, "templates": tuple(TEMPLATE_SETS), "remainder": ("crop", "pad"),
+                   "names": NAME_FAMILIES}
         for name, options in choices.items():
             if getattr(self, name) not in options:
                 raise ConfigError(f"option {name}={getattr(self, name)!r} is not one of {', '.join(options)}.")

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.api import Fitted, Timer, TimingPrep, Vocabulary, no_timer
+from harness.errors import ConfigError
 
 from ..components.dino import DinoFeatures, build_dino
 from ..components.last_block import TrainingFreeCLIP
@@ -72,10 +73,22 @@ class DenseSegmenter(nn.Module):
                 done["compiled"].append("dino")
         return done
 
-    def queries(self, vocab: Vocabulary) -> QuerySet:
-        """One query per class name (synonym name files come with a later issue); the vocabulary's background
-        class, if the benchmark has one."""
-        return QuerySet.plain(vocab.names, background=vocab.background)
+    def queries(self, vocab: Vocabulary, names: str) -> QuerySet:
+        """The text queries: the vocabulary's class names ("plain"), or the name file of a repository family for
+        the benchmark's dataset (synonyms and background words, `harness.data.name_files`); the vocabulary's
+        background class, if the benchmark has one."""
+        if names == "plain":
+            return QuerySet.plain(vocab.names, background=vocab.background)
+        if vocab.dataset is None:
+            raise ConfigError(f"names: {names} reads a repository's name file for a catalog dataset; a free class "
+                              "list (the demo's --classes) is queried as given: use names: plain.")
+        from harness.data.name_files import load_names
+
+        loaded = load_names(vocab.dataset, names)
+        if loaded.num_classes != len(vocab.names):
+            raise ConfigError(f"the {names} name file of {vocab.dataset} has {loaded.num_classes} classes, the "
+                              f"benchmark asks for {len(vocab.names)}.")
+        return QuerySet(loaded.queries, loaded.query_class, loaded.num_classes, background=vocab.background)
 
     def window_logits(self, crops: Tensor, text: Tensor, timer: Timer) -> Tensor:
         """Normalised windows (B, 3, h, w) -> cosine logits (B, Q, h, w) at the window's size."""
@@ -101,7 +114,7 @@ class DenseSegmenter(nn.Module):
         seen/unseen calibration in this family)."""
         del max_size
         spec = self.spec.for_dataset(vocab.dataset)
-        queries = self.queries(vocab)
+        queries = self.queries(vocab, spec.names)
         decision = spec.decision()
         decision.check(queries, vocab.dataset or "this class list")
         with timer("text"):

@@ -132,3 +132,26 @@ def test_cuda_fp32_matches_cpu_and_autocast_runs(name):
         with torch.autocast("cuda", dtype=dtype):
             low = gpu.predict(image, Vocabulary(NAMES)).cpu()
         assert torch.isfinite(low).all() and (low - ref).abs().max() < 0.1
+
+
+def test_name_file_families_give_synonyms_and_background_words():
+    from harness.data import get_info
+    from harness.data.name_files import FAMILIES
+    from methods.training_free_spec import NAME_FAMILIES
+
+    assert set(NAME_FAMILIES) == set(FAMILIES)
+    fitted = build("sclip", names="sclip")
+    info = get_info("voc_21")
+    vocab = Vocabulary(tuple(info.class_names), dataset="voc_21", background=0)
+    queries = fitted.segmenter.queries(vocab, "sclip")
+    assert queries.n_classes == 21 and queries.background == 0 and len(queries.queries) > 21
+    person = info.class_names.index("person")
+    assert {"person", "person in shirt"} <= {q for q, c in zip(queries.queries, queries.query_class) if c == person}
+    assert {"sky", "wall", "fence"} <= {q for q, c in zip(queries.queries, queries.query_class) if c == 0}
+    image = torch.randint(0, 256, (3, 40, 40), dtype=torch.uint8)
+    scores = fitted.segmenter.predict(image, vocab)  # sclip's VOC-21 settings: tau 65, prob_thd, area_thd
+    assert scores.shape == (21, 40, 40)
+    plain = fitted.segmenter.queries(vocab, "plain")
+    assert plain.queries == tuple(info.class_names)
+    with pytest.raises(ConfigError, match="free class list"):
+        fitted.segmenter.queries(Vocabulary(("cat", "dog")), "sclip")
