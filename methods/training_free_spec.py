@@ -46,7 +46,8 @@ class TrainingFreeSpec:
     mode: str = "slide"
     crop: int = 224
     stride: int = 112
-    pad_to: int = 0
+    pad_to: int = 0  # pad each window symmetrically to a multiple of this (0: no padding; ProxyCLIP: 56)
+    pad_to_patch: bool = False  # ClearCLIP: pad each window to a multiple of the CLIP patch size
     window_batch: int = 0  # windows per CLIP call, 0 = all windows of one size at once
     remainder: str = "crop"  # a window side that is not a multiple of the patch: cut (the repos) or pad
     # Text and decision. `names`: whose class-name file gives the queries (harness.data.name_files: "sclip",
@@ -75,8 +76,12 @@ class TrainingFreeSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "pamr_steps" else 1):
                 raise ConfigError(f"option {name} must be a positive integer, got {value!r}.")
-        if not isinstance(self.pamr, bool):
-            raise ConfigError(f"option pamr must be true or false, got {self.pamr!r}.")
+        for name in ("pamr", "pad_to_patch"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"option {name} must be true or false, got {getattr(self, name)!r}.")
+        if self.pad_to_patch and self.pad_to:
+            raise ConfigError("options pad_to and pad_to_patch exclude each other: pad to a fixed multiple or to the "
+                              "patch size.")
         if not self.pamr_dilations or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
                                           for d in self.pamr_dilations):
             raise ConfigError(f"option pamr_dilations must list integers >= 1, got {list(self.pamr_dilations)}.")
@@ -108,8 +113,10 @@ class TrainingFreeSpec:
         params = {"kk+gauss": {"sigma": self.sigma}, "proxy": {"beta": self.beta, "gamma": self.gamma}}
         return make_rule(self.attention, **params.get(self.attention, {}))
 
-    def slide_config(self) -> SlideConfig:
-        return SlideConfig(mode=self.mode, crop=self.crop, stride=self.stride, pad_to=self.pad_to,
+    def slide_config(self, patch: int = 0) -> SlideConfig:
+        """The windows; `patch` (the CLIP patch size) is the padding multiple where `pad_to_patch` asks for it."""
+        pad_to = patch if self.pad_to_patch else self.pad_to
+        return SlideConfig(mode=self.mode, crop=self.crop, stride=self.stride, pad_to=pad_to,
                            max_batch=self.window_batch)
 
     def decision(self) -> Decision:

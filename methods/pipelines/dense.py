@@ -138,7 +138,7 @@ class DenseSegmenter(nn.Module):
                 x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
             x = self.clip.normalise(x)[0]
         logits, n_windows = slide_logits(x, lambda crops: self.window_logits(crops, text, timer),
-                                         spec.slide_config())
+                                         spec.slide_config(self.clip.patch_size[0]))
         with timer("postprocess"):
             logits = F.interpolate(logits[None], size=(h0, w0), mode="bilinear", align_corners=False)
             if spec.pamr and spec.pamr_steps > 0:

@@ -24,8 +24,6 @@ def build(name, **options):
     opts = {**TINY, **options}
     if name not in ("proxyclip",):
         opts = {k: v for k, v in opts.items() if not k.startswith("dino_")}
-    if name == "clearclip":
-        opts.setdefault("pad_to", 16)
     return METHODS.get(name).fit(opts, env)
 
 
@@ -83,6 +81,9 @@ def test_per_dataset_settings_apply_by_name():
     assert (voc.tau, voc.prob_thd, voc.area_thd) == (65.0, 0.1, 0.1)
     assert spec.for_dataset("cityscapes").short_side == 560
     assert METHODS.get("naclip").spec({}).for_dataset("voc_20").mode == "whole"
+    clear = METHODS.get("clearclip").spec({})
+    assert clear.slide_config(14).pad_to == 14 and clear.slide_config(16).pad_to == 16  # the CLIP's patch size
+    assert METHODS.get("proxyclip").spec({}).slide_config(16).pad_to == 56
     with pytest.raises(ConfigError, match="only .* may change per dataset"):
         METHODS.get("sclip").spec({"per_dataset": {"voc_21": {"attention": "qq"}}})
 
