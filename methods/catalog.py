@@ -1,7 +1,7 @@
 """The METHODS registry's plugin module: one line per method plugin.
 
-Adding a method: write ``methods/<name>.py`` with a plugin object (see ``harness.api.MethodPlugin``) and
-add one ``METHODS.register(...)`` line here.
+Adding a method: write ``methods/plugins/<name>.py`` with a plugin object (a ``methods.plugin.Plugin``, or any
+``harness.api.SegmentationMethod``) and add one ``METHODS.register(...)`` line here (methods/README.md).
 """
 
 from harness.registries import METHODS, TOOLS

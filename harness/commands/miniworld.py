@@ -8,7 +8,7 @@
       image-level accuracy and training-free dense patch classification (vanilla / GPS / last layer dropped).
 
 The segmentation dataset `miniworld` needs no command: suites generate and prepare it on first use. Training and
-probing are model code (`methods.miniworld`), reached through the TOOLS registry.
+probing are model code (`methods.tools.miniworld`), reached through the TOOLS registry.
 """
 
 from __future__ import annotations

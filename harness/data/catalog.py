@@ -273,13 +273,14 @@ MINIWORLD = DatasetInfo(
     test_max_size=160,
     train=_SYNTHETIC_TRAIN,
     synthetic=True,
+    appearances="harness.data.miniworld.world:APPEARANCES",
     source="harness.data.miniworld (drawn by harness.data.synthetic, written in COCO-Stuff's raw format, "
            "prepared by the real converter)",
 )
 
 # MiniWorld with background (issue 15): the same drawn scenes, converted as COCO-Object is (stuff -> class 0
 # "background"), so the training-free family's background query and prob_thd run with real signal on a CPU.
-# Evaluation only (a val split); `harness.data.miniworld` tells the generator to draw the stuff textures.
+# Evaluation only (a val split); its appearances draw the stuff textures as the background.
 MINIWORLD_BG = DatasetInfo(
     name="miniworld_bg",
     title="MiniWorld-BG (MiniWorld's things + background = its 8 stuff classes; COCO-Object's conversion)",
@@ -292,6 +293,7 @@ MINIWORLD_BG = DatasetInfo(
     test_max_size=160,
     has_background=True,
     synthetic=True,
+    appearances="harness.data.miniworld.world:APPEARANCES_BG",  # MiniWorld's looks, stuff drawn as class 0
     source="harness.data.miniworld (MiniWorld's scenes; stuff -> background as COCO-Object's cvt_coco_object.py)",
 )
 
@@ -310,9 +312,8 @@ _ENTRIES: dict[str, str] = {
     "synthetic_voc": "SYNTHETIC_VOC",
     "synthetic_pc": "SYNTHETIC_PC",
     "synthetic_ade": "SYNTHETIC_ADE",
+    "miniworld": "MINIWORLD",
+    "miniworld_bg": "MINIWORLD_BG",
 }
 for _name, _attr in _ENTRIES.items():
     DATASETS.register(_name, f"harness.data.catalog:{_attr}")
-# Through its package, so that asking for MiniWorld also gives the shared generator its classes' appearances.
-DATASETS.register("miniworld", "harness.data.miniworld:MINIWORLD")
-DATASETS.register("miniworld_bg", "harness.data.miniworld:MINIWORLD_BG")

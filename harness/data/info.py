@@ -72,6 +72,9 @@ class DatasetInfo:
     test_max_size: int = 2048
     train: TrainSettings | None = None
     synthetic: bool = False
+    # A synthetic set drawn with looks of its own: "module:attribute" of a `harness.data.synthetic.Appearances`
+    # (None: the generator's shared tables).
+    appearances: str | None = None
     source: str = ""  # where the facts come from (METHOD_SPEC section / official file)
     notes: tuple[str, ...] = field(default=())
     # class 0 is a "background" class that is predicted and scored (VOC-21, PC-60, COCO-Object); the

@@ -11,8 +11,9 @@ Pascal-Context and ADE20K use 0 for background / "other".
 
 from __future__ import annotations
 
+import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from PIL import Image, ImageDraw
 from harness.errors import DataError
 
 from .info import DatasetInfo
+from .raw_writers import RAW_WRITERS
 
 Texture = Callable[[int, int, np.random.Generator], np.ndarray]
 
@@ -119,6 +121,33 @@ SHAPES: dict[str, Shape] = {
 }
 
 
+@dataclass(frozen=True)
+class Appearances:
+    """How the classes of a synthetic dataset look: a stuff texture or a thing shape per class name. A dataset
+    drawn with looks of its own names them in its catalog entry (`DatasetInfo.appearances`, e.g. MiniWorld);
+    the others use `SHARED`, the tables above."""
+
+    textures: Mapping[str, Texture]
+    shapes: Mapping[str, Shape]
+    # textures drawn as class 0 "background" (a dataset with `background_raw_ids`, in the same order: MiniWorld-BG
+    # draws MiniWorld's stuff and labels it as COCO-Object labels COCO's stuff)
+    background: tuple[str, ...] = ()
+
+
+SHARED = Appearances(TEXTURES, SHAPES)
+
+
+def appearances_of(info: DatasetInfo) -> Appearances:
+    """The looks of ``info``'s classes: its own (``info.appearances``, "module:attribute") or the shared tables."""
+    if info.appearances is None:
+        return SHARED
+    module, _, attribute = info.appearances.partition(":")
+    looks = getattr(importlib.import_module(module), attribute)
+    if not isinstance(looks, Appearances):
+        raise DataError(f"dataset {info.name!r}: appearances {info.appearances!r} is not an Appearances.")
+    return looks
+
+
 def _polygon(kind: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
     if kind == "square":
         return [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
@@ -180,6 +209,7 @@ class SceneSpec:
     border_raw: int | None = None  # VOC: object outlines drawn with this value (255)
     unused_raw: int | None = None  # COCO: a raw id the dataset does not use (must become ignore)
     unlabeled_raw: int | None = None  # a patch of "unlabeled" (COCO 255, ADE/Context 0)
+    looks: Appearances = SHARED  # how each named class is drawn
 
 
 def render_scene(spec: SceneSpec, height: int, width: int, rng: np.random.Generator,
@@ -193,7 +223,7 @@ def render_scene(spec: SceneSpec, height: int, width: int, rng: np.random.Genera
         if rng.random() < 0.3:
             names = names[:1]
         first_name, first_raw = names[0]
-        image = TEXTURES[first_name](h, w, rng)
+        image = spec.looks.textures[first_name](h, w, rng)
         label[:] = first_raw
         if len(names) == 2:
             y, x = np.mgrid[0:h, 0:w]
@@ -201,7 +231,7 @@ def render_scene(spec: SceneSpec, height: int, width: int, rng: np.random.Genera
             off = rng.uniform(-0.25, 0.25) * min(h, w)
             side = (x - w / 2) * math.cos(a) + (y - h / 2) * math.sin(a) > off
             second_name, second_raw = names[1]
-            image = np.where(side[..., None], TEXTURES[second_name](h, w, rng), image)
+            image = np.where(side[..., None], spec.looks.textures[second_name](h, w, rng), image)
             label[side] = second_raw
     else:
         image = _clutter(h, w, rng)
@@ -220,7 +250,7 @@ def render_scene(spec: SceneSpec, height: int, width: int, rng: np.random.Genera
     for name, raw in objects:
         r = rng.uniform(0.12, 0.28) * min(h, w)
         cx, cy = rng.uniform(r * 0.6, w - r * 0.6), rng.uniform(r * 0.6, h - r * 0.6)
-        shape = SHAPES.get(name, Shape("square", (128, 128, 40)))  # the unused id: an olive box
+        shape = spec.looks.shapes.get(name, Shape("square", (128, 128, 40)))  # the unused id: an olive box
         colour = tuple(int(np.clip(c + rng.integers(-15, 16), 0, 255)) for c in shape.color)
         below_img, below_lab = np.array(img_pil), np.array(lab_pil)
         _draw_shape([(ImageDraw.Draw(img_pil), colour), (ImageDraw.Draw(lab_pil), raw)], shape, cx, cy, r)
@@ -249,27 +279,26 @@ _DEFAULT_DATASET = {"coco_stuff": "synthetic_coco", "voc_aug": "synthetic_voc",
 COCO_UNUSED_RAW = 11  # COCO category id 12 does not exist in COCO-Stuff's 171 classes
 
 
-# Datasets whose class 0 "background" is drawn as stuff textures: name -> ((texture, raw value), ...), the raw
-# values being the dataset's `background_raw_ids` (MiniWorld-BG registers its eight stuff classes here).
-BACKGROUND_STUFF: dict[str, tuple[tuple[str, int], ...]] = {}
-
-
 def scene_spec(info: DatasetInfo) -> SceneSpec:
-    """The scene vocabulary of a synthetic dataset, in its raw format's numbering."""
-    background_stuff = BACKGROUND_STUFF.get(info.name, ())
-    stuff = tuple((n, r) for n, r in zip(info.class_names, info.raw_ids) if n in TEXTURES) + background_stuff
-    things = tuple((n, r) for n, r in zip(info.class_names, info.raw_ids) if n in SHAPES)
-    drawn_as_stuff = {"background"} if background_stuff else set()
-    unknown = [n for n in info.class_names if n not in TEXTURES and n not in SHAPES and n not in drawn_as_stuff]
+    """The scene vocabulary of a synthetic dataset, in its raw format's numbering, drawn with its looks."""
+    looks = appearances_of(info)
+    if len(looks.background) not in (0, len(info.background_raw_ids)):
+        raise DataError(f"synthetic dataset {info.name!r}: {len(looks.background)} background textures for "
+                        f"{len(info.background_raw_ids)} background raw ids.")
+    background = tuple(zip(looks.background, info.background_raw_ids))
+    stuff = tuple((n, r) for n, r in zip(info.class_names, info.raw_ids) if n in looks.textures) + background
+    things = tuple((n, r) for n, r in zip(info.class_names, info.raw_ids) if n in looks.shapes)
+    drawn = set(looks.textures) | set(looks.shapes) | ({"background"} if background else set())
+    unknown = [n for n in info.class_names if n not in drawn]
     if unknown:
         raise DataError(f"synthetic dataset {info.name!r}: no appearance defined for classes {unknown}.")
     fmt = info.raw_format
     if fmt == "coco_stuff":
-        return SceneSpec(stuff, things, None, unused_raw=COCO_UNUSED_RAW, unlabeled_raw=255)
+        return SceneSpec(stuff, things, None, unused_raw=COCO_UNUSED_RAW, unlabeled_raw=255, looks=looks)
     if fmt == "voc_aug":
-        return SceneSpec((), things, background_raw=0, border_raw=255)
+        return SceneSpec((), things, background_raw=0, border_raw=255, looks=looks)
     # pcontext59 / ade20k: 0 = background / "other", present as unlabelled patches
-    return SceneSpec(stuff, things, background_raw=0, unlabeled_raw=0)
+    return SceneSpec(stuff, things, background_raw=0, unlabeled_raw=0, looks=looks)
 
 
 def write_synthetic_raw(format: str, root: str | Path, n_train: int = 8, n_val: int = 4, size: int = 64,
@@ -294,8 +323,7 @@ def write_synthetic_raw(format: str, root: str | Path, n_train: int = 8, n_val: 
     spec = scene_spec(info)
     root = Path(root)
     rng = np.random.default_rng(seed)
-    writer = {"coco_stuff": _CocoWriter, "voc_aug": _VocWriter, "pcontext59": _ContextWriter,
-              "ade20k": _AdeWriter}[format](root)
+    writer = RAW_WRITERS[format](root)
     counter = 0
     for split, n in (("train", n_train), ("val", n_val)):
         for _ in range(n):
@@ -345,80 +373,3 @@ def ensure_synthetic(name: str, root: str | Path | None = None, *, n_train: int 
                             dataset=name)
         prepare_dataset(info, raw, root, workers=1, progress=False, log=lambda _: None)
     return root
-
-
-def _save_jpeg(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, quality=95)
-
-
-def _save_png(path: Path, label: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(label).save(path)
-
-
-class _CocoWriter:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def add(self, split: str, idx: int, image: np.ndarray, label: np.ndarray) -> None:
-        folder = {"train": "train2017", "val": "val2017"}[split]
-        stem = f"{idx:012d}"
-        _save_jpeg(self.root / folder / f"{stem}.jpg", image)
-        _save_png(self.root / "stuffthingmaps" / folder / f"{stem}.png", label)
-
-    def finish(self) -> None:
-        pass
-
-
-class _ListWriter:
-    """VOC-style: one image folder, one label folder and per-split list files."""
-
-    image_dir, label_dir, list_dir = "JPEGImages", "SegmentationClassAug", "."
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.lists: dict[str, list[str]] = {"train": [], "val": []}
-
-    def stem(self, idx: int) -> str:
-        return f"2008_{idx:06d}"
-
-    def add(self, split: str, idx: int, image: np.ndarray, label: np.ndarray) -> None:
-        stem = self.stem(idx)
-        _save_jpeg(self.root / self.image_dir / f"{stem}.jpg", image)
-        _save_png(self.root / self.label_dir / f"{stem}.png", label)
-        self.lists[split].append(stem)
-
-    def add_unlisted(self, idx: int, image: np.ndarray) -> None:
-        _save_jpeg(self.root / self.image_dir / f"{self.stem(idx)}.jpg", image)
-
-    def finish(self) -> None:
-        for split, stems in self.lists.items():
-            path = self.root / self.list_dir / f"{split}.txt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(f"{s}\n" for s in stems))
-
-
-class _VocWriter(_ListWriter):
-    pass
-
-
-class _ContextWriter(_ListWriter):
-    label_dir, list_dir = "SegmentationClassContext", "ImageSets/SegmentationContext"
-
-    def stem(self, idx: int) -> str:
-        return f"2010_{idx:06d}"
-
-
-class _AdeWriter:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def add(self, split: str, idx: int, image: np.ndarray, label: np.ndarray) -> None:
-        folder, tag = {"train": ("training", "train"), "val": ("validation", "val")}[split]
-        stem = f"ADE_{tag}_{idx:08d}"
-        _save_jpeg(self.root / "images" / folder / f"{stem}.jpg", image)
-        _save_png(self.root / "annotations" / folder / f"{stem}.png", label)
-
-    def finish(self) -> None:
-        pass

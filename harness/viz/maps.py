@@ -1,4 +1,4 @@
-"""What an attention figure shows, as plain data (computed by `methods.inspect.attention`, drawn by
+"""What an attention figure shows, as plain data (computed by `methods.tools.attention`, drawn by
 `harness.viz.figures`)."""
 
 from __future__ import annotations

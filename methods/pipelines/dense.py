@@ -10,6 +10,7 @@ where the benchmark has a background class. `predict` returns (K, H0, W0) scores
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.api import Fitted, Timer, TimingPrep, Vocabulary, no_timer
+from harness.errors import ConfigError
 
 from ..components.dino import DinoFeatures, build_dino
 from ..components.last_block import TrainingFreeCLIP
@@ -26,7 +28,7 @@ from ..components.queries import QuerySet, class_probabilities, decide
 from ..components.sliding import slide_logits
 from ..components.text import TextEncoder
 from ..components.weights import build_clip
-from ..training_free import TrainingFreeSpec
+from ..training_free_spec import TrainingFreeSpec
 
 
 def protocol_size(height: int, width: int, short_side: int, max_long_side: int) -> tuple[int, int]:
@@ -72,16 +74,19 @@ class DenseSegmenter(nn.Module):
                 done["compiled"].append("dino")
         return done
 
-    def queries(self, vocab: Vocabulary) -> QuerySet:
-        """The queries of the spec's name file for the vocabulary's dataset (each synonym its own query), or one
-        query per class name (`names: plain`, a free class list, a dataset without published files); the
-        vocabulary's background class, if the benchmark has one."""
-        names = self.spec.class_names(vocab.dataset)
-        if names is None:
+    def queries(self, vocab: Vocabulary, names: str | None = None) -> QuerySet:
+        """The text queries: the name file of `names` (default: the spec's) for the vocabulary's dataset, each
+        synonym and background word its own query mapped to its class (`harness.data.name_files`); or the
+        vocabulary's class names, one query each, under "plain", for a free class list (the demo's --classes)
+        and on datasets no repository has a file for. The vocabulary's background class, if it has one."""
+        spec = self.spec if names is None else dataclasses.replace(self.spec, names=names)
+        loaded = spec.class_names(vocab.dataset)
+        if loaded is None:
             return QuerySet.plain(vocab.names, background=vocab.background)
-        if names.num_classes != len(vocab.names):
-            raise ValueError(f"{names.file}: {names.num_classes} classes for a vocabulary of {len(vocab.names)}")
-        return QuerySet(names.queries, names.query_class, names.num_classes, vocab.background)
+        if loaded.num_classes != len(vocab.names):
+            raise ConfigError(f"the {spec.names} name file of {vocab.dataset} has {loaded.num_classes} classes, the "
+                              f"benchmark asks for {len(vocab.names)}.")
+        return QuerySet(loaded.queries, loaded.query_class, loaded.num_classes, background=vocab.background)
 
     def window_logits(self, crops: Tensor, text: Tensor, timer: Timer) -> Tensor:
         """Normalised windows (B, 3, h, w) -> cosine logits (B, Q, h, w) at the window's size."""
@@ -107,7 +112,7 @@ class DenseSegmenter(nn.Module):
         seen/unseen calibration in this family)."""
         del max_size
         spec = self.spec.for_dataset(vocab.dataset)
-        queries = self.queries(vocab)
+        queries = self.queries(vocab, spec.names)
         decision = spec.decision()
         decision.check(queries, vocab.dataset or "this class list")
         with timer("text"):
@@ -131,7 +136,7 @@ class DenseSegmenter(nn.Module):
                 x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
             x = self.clip.normalise(x)[0]
         logits, n_windows = slide_logits(x, lambda crops: self.window_logits(crops, text, timer),
-                                         spec.slide_config())
+                                         spec.slide_config(self.clip.patch_size[0]))
         with timer("postprocess"):
             logits = F.interpolate(logits[None], size=(h0, w0), mode="bilinear", align_corners=False)
             if spec.pamr and spec.pamr_steps > 0:
@@ -156,7 +161,7 @@ def build_training_free(name: str, spec: TrainingFreeSpec, env, random_fallback:
             raise
         clip_model, clip_info = build_clip(spec.clip_arch, "random", "cpu", seed=env.seed)
         clip_record = {**clip_info.as_record(), "fallback": f"asked for {spec.clip_weights!r}: {exc}"}
-    weights: dict[str, Any] = {"clip": clip_record, "stages": "none (training-free)"}
+    weights: dict[str, Any] = {"clip": clip_record, "stages": {}}  # training-free: no stage
     dino = None
     if spec.needs_dino:
         try:

@@ -1,7 +1,8 @@
 """MaskCLIP (ECCV'22): the last block's attention replaced by the identity, residual and FFN kept (TRAINING_FREE_SPEC
 1); the same rule as DeOP's GPS at alpha = 1. Settings: the SCLIP protocol, as the SCLIP family re-runs it."""
 
-from ..training_free import BACKGROUND_THD_01, SCLIP_PROTOCOL, TrainingFreePlugin
+from ..training_free import TrainingFreePlugin
+from ..training_free_spec import BACKGROUND_THD_01, SCLIP_PROTOCOL
 
 MASKCLIP = TrainingFreePlugin(
     "maskclip", "MaskCLIP (ECCV'22): last-block identity attention (= GPS alpha 1), residual and FFN kept",

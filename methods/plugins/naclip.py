@@ -1,7 +1,8 @@
 """NACLIP (WACV'25, repository v2): key-key attention plus a Gaussian neighbourhood (sigma 5 patches), residual and
 FFN dropped, PAMR on (10 steps, dilations 8 and 16); VOC-21 and VOC-20 whole image, else the SCLIP protocol."""
 
-from ..training_free import SCLIP_PROTOCOL, TrainingFreePlugin
+from ..training_free import TrainingFreePlugin
+from ..training_free_spec import SCLIP_PROTOCOL
 
 NACLIP = TrainingFreePlugin(
     "naclip", "NACLIP (WACV'25, v2): softmax(k k^T + Gaussian, sigma 5), residual and FFN dropped, PAMR",

@@ -2,7 +2,8 @@
 kept; the repository's per-dataset settings (tau 65 on VOC-21 with area_thd 0.1, 50 on PC-60 and Object; short side
 448 for COCO-Stuff, 560 for Cityscapes), TRAINING_FREE_SPEC 2."""
 
-from ..training_free import SCLIP_PROTOCOL, TrainingFreePlugin
+from ..training_free import TrainingFreePlugin
+from ..training_free_spec import SCLIP_PROTOCOL
 
 SCLIP = TrainingFreePlugin(
     "sclip", "SCLIP (ECCV'24): softmax(q q^T) + softmax(k k^T), residual and FFN kept",

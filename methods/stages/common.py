@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.data import open_dataset
+from harness.data.info import TrainSettings
+from harness.data.transforms import train_transform
 from harness.errors import ConfigError
 from harness.train.loop import TrainConfig
 
@@ -58,3 +61,39 @@ def step_indices(step: int, n_items: int, batch_size: int, seed: int, rank: int,
 def stack_batch(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (B,3,H,W) uint8 and labels (B,H,W) of equally sized (padded) training samples."""
     return torch.stack([it["image"] for it in items]), torch.stack([it["label"] for it in items])
+
+
+def train_settings(info, extra: dict) -> TrainSettings:
+    """The dataset's official augmentation, with the suite's size overrides (smoke profiles use small crops)."""
+    base = info.train
+    if base is None:
+        raise ValueError(f"dataset {info.name!r} has no training settings; it is a test-only set.")
+    crop = int(extra.get("crop", base.crop_size))
+    return TrainSettings(
+        min_size_choices=tuple(extra.get("min_sizes", base.min_size_choices)),
+        max_size=int(extra.get("max_size", base.max_size)),
+        crop_size=crop,
+        size_divisibility=int(extra.get("crop", base.size_divisibility)),
+        color_aug_ssd=base.color_aug_ssd,
+        flip_prob=base.flip_prob,
+    )
+
+
+def augmented_training_set(env, info, extra: dict):
+    """The training split of ``env.train_dataset`` with the dataset's official augmentation and the suite's size
+    overrides (what stages 2 and 3 train on)."""
+    return open_dataset(env.train_dataset, "train", env.data_root,
+                        transform=train_transform(train_settings(info, extra), info.ignore_index), seed=env.seed)
+
+
+def segmentation_batches(dataset, cfg: TrainConfig, device: torch.device):
+    """The batch function of a training stage over a segmentation set: step -> this rank's share of the step's
+    images and labels, stacked and on ``device`` (the same images for every stage under one seed)."""
+
+    def batch_fn(step: int, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+        dataset.set_epoch(step)
+        items = [dataset[i] for i in step_indices(step, len(dataset), cfg.batch_size, cfg.seed, rank, world)]
+        images, labels = stack_batch(items)
+        return images.to(device), labels.to(device)
+
+    return batch_fn

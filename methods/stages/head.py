@@ -10,13 +10,11 @@ from pathlib import Path
 
 import torch
 
-from harness.data import get_info, open_dataset
-from harness.data.transforms import train_transform
+from harness.data import get_info
 from harness.train.checkpoint import trainable_state
 from harness.train.loop import TrainConfig, train
 
-from .common import resolve_device, stack_batch, stage_schedule, step_indices
-from .proposals import train_settings
+from .common import augmented_training_set, resolve_device, segmentation_batches, stage_schedule
 
 OFFICIAL = TrainConfig(iters=60000, batch_size=16, lr=2e-4, weight_decay=1e-4, optimizer="adamw",
                        schedule="poly", power=0.9, clip_grad_norm=0.01, checkpoint_every=1000)
@@ -29,16 +27,13 @@ def train_head(segmenter, env, directory: Path, schedule: dict) -> dict:
     cfg, extra = stage_schedule(OFFICIAL, schedule, "head", env.seed)
     if not info.synthetic:
         extra = {**DEOP_SIZES, **extra}
-    dataset = open_dataset(env.train_dataset, "train", env.data_root,
-                           transform=train_transform(train_settings(info, extra), info.ignore_index), seed=env.seed)
+    dataset = augmented_training_set(env, info, extra)
     names = dataset.class_names
     device = resolve_device(env.device)
+    batches = segmentation_batches(dataset, cfg, device)
 
     def batch_fn(step: int, rank: int, world: int):
-        dataset.set_epoch(step)
-        items = [dataset[i] for i in step_indices(step, len(dataset), cfg.batch_size, cfg.seed, rank, world)]
-        images, labels = stack_batch(items)
-        return images.to(device), labels.to(device), names
+        return (*batches(step, rank, world), names)  # the head classifies against the training class names
 
     result = train(segmenter, batch_fn, cfg, directory, device, desc="stage 3: head", progress=env.progress)
     torch.save(trainable_state(segmenter), directory / "final.pt")

@@ -12,9 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.data import get_info, open_dataset
-from harness.data.info import TrainSettings
-from harness.data.transforms import train_transform
+from harness.data import get_info
 from harness.train.loop import TrainConfig, train
 
 from ..components.proposals import (
@@ -25,27 +23,11 @@ from ..components.proposals import (
     pad_to_divisible,
     targets_from_semantic,
 )
-from .common import resolve_device, stack_batch, stage_schedule, step_indices
+from .common import augmented_training_set, resolve_device, segmentation_batches, stage_schedule
 
 OFFICIAL = TrainConfig(iters=60000, batch_size=32, lr=1e-4, weight_decay=1e-4, optimizer="adamw",
                        schedule="poly", power=0.9, clip_grad_norm=0.01, lr_multipliers=(("backbone", 0.1),),
                        checkpoint_every=1000)
-
-
-def train_settings(info, extra: dict) -> TrainSettings:
-    """The dataset's official augmentation, with the suite's size overrides (smoke profiles use small crops)."""
-    base = info.train
-    if base is None:
-        raise ValueError(f"dataset {info.name!r} has no training settings; it is a test-only set.")
-    crop = int(extra.get("crop", base.crop_size))
-    return TrainSettings(
-        min_size_choices=tuple(extra.get("min_sizes", base.min_size_choices)),
-        max_size=int(extra.get("max_size", base.max_size)),
-        crop_size=crop,
-        size_divisibility=int(extra.get("crop", base.size_divisibility)),
-        color_aug_ssd=base.color_aug_ssd,
-        flip_prob=base.flip_prob,
-    )
 
 
 class ProposalTraining(nn.Module):
@@ -82,15 +64,9 @@ def build_maskformer(spec, embed_dim: int) -> MaskFormer:
 def train_proposals(model: MaskFormer, text_embeddings: torch.Tensor, env, directory: Path, schedule: dict) -> dict:
     info = get_info(env.train_dataset)
     cfg, extra = stage_schedule(OFFICIAL, schedule, "proposals", env.seed)
-    dataset = open_dataset(env.train_dataset, "train", env.data_root,
-                           transform=train_transform(train_settings(info, extra), info.ignore_index), seed=env.seed)
+    dataset = augmented_training_set(env, info, extra)
     device = resolve_device(env.device)
-
-    def batch_fn(step: int, rank: int, world: int):
-        dataset.set_epoch(step)
-        items = [dataset[i] for i in step_indices(step, len(dataset), cfg.batch_size, cfg.seed, rank, world)]
-        images, labels = stack_batch(items)
-        return images.to(device), labels.to(device)
+    batch_fn = segmentation_batches(dataset, cfg, device)
 
     module = ProposalTraining(model, text_embeddings, info.ignore_index).to(device)
     result = train(module, batch_fn, cfg, directory, device, desc="stage 2: proposals", progress=env.progress)

@@ -24,8 +24,6 @@ def build(name, **options):
     opts = {**TINY, **options}
     if name not in ("proxyclip",):
         opts = {k: v for k, v in opts.items() if not k.startswith("dino_")}
-    if name == "clearclip":
-        opts.setdefault("pad_to", 16)
     return METHODS.get(name).fit(opts, env)
 
 
@@ -83,6 +81,9 @@ def test_per_dataset_settings_apply_by_name():
     assert (voc.tau, voc.prob_thd, voc.area_thd) == (65.0, 0.1, 0.1)
     assert spec.for_dataset("cityscapes").short_side == 560
     assert METHODS.get("naclip").spec({}).for_dataset("voc_20").mode == "whole"
+    clear = METHODS.get("clearclip").spec({})
+    assert clear.slide_config(14).pad_to == 14 and clear.slide_config(16).pad_to == 16  # the CLIP's patch size
+    assert METHODS.get("proxyclip").spec({}).slide_config(16).pad_to == 56
     with pytest.raises(ConfigError, match="only .* may change per dataset"):
         METHODS.get("sclip").spec({"per_dataset": {"voc_21": {"attention": "qq"}}})
 
@@ -117,3 +118,41 @@ def test_background_threshold_applies_where_the_vocabulary_has_one():
     labels = scores.argmax(0)
     probs_max = scores[1:].max(0).values
     assert (labels[probs_max < 0.9] == 0).all() and (labels == 0).any()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["sclip", "naclip", "proxyclip"])
+def test_cuda_fp32_matches_cpu_and_autocast_runs(name):
+    cpu = build(name)
+    image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
+    ref = cpu.segmenter.predict(image, Vocabulary(NAMES))
+    gpu = cpu.segmenter.to("cuda")
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.predict(image, Vocabulary(NAMES)).cpu(), ref, atol=1e-3, rtol=1e-3)
+    for dtype in (torch.float16, torch.bfloat16):
+        with torch.autocast("cuda", dtype=dtype):
+            low = gpu.predict(image, Vocabulary(NAMES)).cpu()
+        assert torch.isfinite(low).all() and (low - ref).abs().max() < 0.1
+
+
+def test_name_file_families_give_synonyms_and_background_words():
+    from harness.data import get_info
+    from harness.data.name_files import FAMILIES
+    from methods.training_free_spec import NAME_FAMILIES
+
+    assert set(NAME_FAMILIES) == set(FAMILIES)
+    fitted = build("sclip", names="sclip")
+    info = get_info("voc_21")
+    vocab = Vocabulary(tuple(info.class_names), dataset="voc_21", background=0)
+    queries = fitted.segmenter.queries(vocab, "sclip")
+    assert queries.n_classes == 21 and queries.background == 0 and len(queries.queries) > 21
+    person = info.class_names.index("person")
+    assert {"person", "person in shirt"} <= {q for q, c in zip(queries.queries, queries.query_class) if c == person}
+    assert {"sky", "wall", "fence"} <= {q for q, c in zip(queries.queries, queries.query_class) if c == 0}
+    image = torch.randint(0, 256, (3, 40, 40), dtype=torch.uint8)
+    scores = fitted.segmenter.predict(image, vocab)  # sclip's VOC-21 settings: tau 65, prob_thd, area_thd
+    assert scores.shape == (21, 40, 40)
+    plain = fitted.segmenter.queries(vocab, "plain")
+    assert plain.queries == tuple(info.class_names)
+    with pytest.raises(ConfigError, match="free class list"):
+        fitted.segmenter.queries(Vocabulary(("cat", "dog")), "sclip")

@@ -19,7 +19,7 @@ from harness.data.class_names.miniworld import (
     MINIWORLD_UNSEEN,
 )
 from harness.data.miniworld import world
-from harness.data.synthetic import Shape, ensure_synthetic
+from harness.data.synthetic import ensure_synthetic
 from harness.errors import DataError
 
 
@@ -74,14 +74,15 @@ def test_stuff_textures_are_distinct_by_colour():
             assert np.abs(means[a] - means[b]).max() > 25, (a, b, means[a], means[b])
 
 
-def test_shared_generator_knows_miniworld_and_refuses_a_second_look(monkeypatch):
-    get_info("miniworld")  # the registry entry registers the appearances
-    for name in MINIWORLD_NAMES:
-        assert name in synthetic_module.TEXTURES or name in synthetic_module.SHAPES
-    world.register_appearances()  # idempotent
-    monkeypatch.setitem(synthetic_module.SHAPES, "red disc", Shape("square", (220, 40, 40)))
-    with pytest.raises(DataError, match="red disc"):
-        world.register_appearances()
+def test_miniworld_looks_are_data_not_patched_into_the_shared_tables():
+    shared = (dict(synthetic_module.TEXTURES), dict(synthetic_module.SHAPES))
+    info = get_info("miniworld")
+    spec = synthetic_module.scene_spec(info)
+    assert spec.looks is world.APPEARANCES  # named by the catalog entry, handed to the generator
+    assert {n for n, _ in spec.stuff} | {n for n, _ in spec.things} == set(MINIWORLD_NAMES)
+    assert (dict(synthetic_module.TEXTURES), dict(synthetic_module.SHAPES)) == shared  # importing changed nothing
+    assert "grass" in world.TEXTURES and "grass" not in synthetic_module.TEXTURES
+    assert synthetic_module.scene_spec(get_info("synthetic_coco")).looks is synthetic_module.SHARED
 
 
 def test_split_mirrors_coco():

@@ -2,9 +2,10 @@
 and the captions a tiny CLIP is pretrained on.
 
 Scenes are drawn by the shared generator (`harness.data.synthetic.render_scene`): 1-2 stuff regions split by
-a random line and 0-3 things of radius 12-28 % of the image side. This module only adds MiniWorld's
-appearances to the generator's tables (`register_appearances`), so the segmentation dataset is written in
-COCO-Stuff's raw format by the same writer and prepared by the same converter as every synthetic dataset.
+a random line and 0-3 things of radius 12-28 % of the image side. This module only defines MiniWorld's
+appearances (`APPEARANCES`), passed to the generator as data (the catalog entry names them; nothing is patched
+into the generator's shared tables), so the segmentation dataset is written in COCO-Stuff's raw format by the same
+writer and prepared by the same converter as every synthetic dataset.
 
 Captions name what is visible, as web alt-text would: "a photo of a red disc and a blue square on grass."
 """
@@ -19,9 +20,8 @@ from PIL import Image
 
 from harness.errors import DataError
 
-from .. import synthetic
 from ..class_names.miniworld import MINIWORLD_NAMES, MINIWORLD_STUFF, MINIWORLD_THINGS
-from ..synthetic import SceneSpec, Shape, Texture, render_scene
+from ..synthetic import Appearances, SceneSpec, Shape, Texture, render_scene
 
 # A class counts as visible (captioned) from a quarter of a 8x8 patch on: a thing hidden behind another thing
 # but for a sliver is not named, as a photographer would not name it either.
@@ -140,26 +140,17 @@ SHAPES: dict[str, Shape] = {
 assert tuple(SHAPES) == MINIWORLD_THINGS and tuple(TEXTURES) == MINIWORLD_STUFF
 
 
-def register_appearances() -> None:
-    """Add MiniWorld's textures and shapes to the shared generator's tables (idempotent).
-
-    A name the generator already knows must look the same (e.g. "red disc"); a clash is a programming error
-    that would silently give one class two looks, so it raises.
-    """
-    for table, mine in ((synthetic.TEXTURES, TEXTURES), (synthetic.SHAPES, SHAPES)):
-        for name, look in mine.items():
-            if table.setdefault(name, look) != look:
-                raise DataError(f"MiniWorld class {name!r} is already defined with another appearance in "
-                                "harness.data.synthetic; rename one of them.")
-
-
-register_appearances()
+# Passed as data: the dataset's catalog entry names it (`DatasetInfo.appearances`), pretraining scenes carry it.
+APPEARANCES = Appearances(TEXTURES, SHAPES)
+# MiniWorld-BG: the same looks, its eight stuff classes drawn as the background (class 0)
+APPEARANCES_BG = Appearances(TEXTURES, SHAPES, background=MINIWORLD_STUFF)
 
 # Pretraining scenes: labels are train ids (0..19), no format quirks (no unlabelled patches, no unused ids).
 PRETRAIN_SPEC = SceneSpec(
     stuff=tuple((n, MINIWORLD_NAMES.index(n)) for n in MINIWORLD_STUFF),
     things=tuple((n, MINIWORLD_NAMES.index(n)) for n in MINIWORLD_THINGS),
     background_raw=None,
+    looks=APPEARANCES,
 )
 
 # How a caption places the things on each stuff ("a red disc on grass", "... against the sky").
