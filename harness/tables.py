@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from tabulate import tabulate
 
 from .errors import ConfigError
 from .results import uses_random_weights
+from .yaml_lines import load_yaml
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 FORMATS = ("console", "md", "latex", "csv")
@@ -86,7 +86,7 @@ def load_layout(name_or_path: str | Path) -> Layout:
     if not path.exists():
         known = sorted(p.stem for p in PAPER_DIR.glob("*.yaml"))
         raise ConfigError(f"no paper table layout {str(name_or_path)!r} (looked for {path}). Known: {', '.join(known)}.")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = load_yaml(path.read_text(encoding="utf-8"))
     try:
         columns = tuple(Column(**{**c, "mean_of": tuple(c["mean_of"])} if c.get("mean_of") else c)
                         for c in data["columns"])

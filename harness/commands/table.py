@@ -44,6 +44,14 @@ def print_table(directory: Path, layout_name: str | None, fmt: str, paper: bool,
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..paths import check_output_file
+
+    if args.output:
+        check_output_file(args.output, "--output")
+    if args.plot:
+        from ..viz.plots import PLOT_FORMATS
+
+        check_output_file(args.plot, "--plot", PLOT_FORMATS)
     source = Path(args.source)
     layout = args.layout
     if source.is_file() or source.suffix in (".yaml", ".yml"):

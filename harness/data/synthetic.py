@@ -355,6 +355,7 @@ def ensure_synthetic(name: str, root: str | Path | None = None, *, n_train: int 
     from .io import file_lock
     from .layout import data_root, verify_prepared
     from .prepare import prepare_dataset
+    from .synthetic_params import reconcile_params
 
     info: DatasetInfo = DATASETS.get(name)
     if not info.synthetic:
@@ -362,6 +363,7 @@ def ensure_synthetic(name: str, root: str | Path | None = None, *, n_train: int 
     root = data_root(root)
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / f".{name}.lock"):
+        reconcile_params(info, root, {"n_train": n_train, "n_val": n_val, "size": size, "seed": seed})
         try:
             verify_prepared(info, root)
             return root

@@ -23,6 +23,7 @@ from typing import Any
 from ..api import Cell, CellResult, CellSkipped, RunContext
 from ..errors import ConfigError
 from ..registries import DATASETS
+from ..train.settings import check_train_settings
 from .common import count_summary, method_plugin, train_for_evaluation, vocabulary
 
 OPTIONS: dict[str, type | tuple[type, ...]] = {
@@ -30,7 +31,6 @@ OPTIONS: dict[str, type | tuple[type, ...]] = {
     "train": dict, "synthetic": dict,
 }
 SYNTHETIC_KEYS = {"n_train", "n_val", "size", "seed"}
-STAGES = ("prompts", "proposals", "head")
 
 
 def _options(cell: Cell) -> dict[str, Any]:
@@ -41,9 +41,7 @@ def _options(cell: Cell) -> dict[str, Any]:
     for key, kind in OPTIONS.items():
         if key in opts and not isinstance(opts[key], kind):
             raise ConfigError(f"option {key}={opts[key]!r} has the wrong type for task 'segmentation'.")
-    bad_stages = sorted(set(opts.get("train", {})) - set(STAGES))
-    if bad_stages:
-        raise ConfigError(f"train: unknown stage(s) {bad_stages}; stages are {', '.join(STAGES)}.")
+    check_train_settings(opts.get("train", {}))
     bad_synth = sorted(set(opts.get("synthetic", {})) - SYNTHETIC_KEYS)
     if bad_synth:
         raise ConfigError(f"synthetic: unknown key(s) {bad_synth}; known: {', '.join(sorted(SYNTHETIC_KEYS))}.")
