@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=None, help="write the table to this file instead of stdout")
     parser.add_argument("--plot", default=None, metavar="FILE",
                         help="also write FPS against hIoU (see --plot-metric) per method to FILE (.png/.pdf/.svg)")
-    parser.add_argument("--plot-metric", default="hiou", metavar="METRIC",
+    parser.add_argument("--plot-metric", default="hiou", choices=("hiou", "miou", "miou_seen", "miou_unseen", "pacc"),
                         help="the accuracy axis of --plot (default hiou; miou for the training-free family)")
 
 

@@ -86,3 +86,14 @@ def test_a_clean_run_reproduces_the_reference_and_a_broken_rule_fails_it(clean_r
     failed = {(o.check.cell, o.check.over, o.check.metric) for o in evaluate(broken, checks) if not o.passed}
     assert ("coco-object/own/sclip", "coco-object/own/maskclip", "miou") in failed  # MaskCLIP < SCLIP is gone
     assert ("coco-object/own/sclip", None, "miou") in failed  # and its band
+
+
+def test_speed_accuracy_plot_of_the_committed_run(tmp_path):
+    from harness.viz.plots import speed_accuracy_plot
+
+    points = speed_accuracy_plot(load_records(RECORDS / "seed0"), tmp_path / "fps_miou.png", y="miou")
+    assert (tmp_path / "fps_miou.png").stat().st_size > 0
+    # five methods x two accuracy benchmarks, each paired with the method's speed cell of the same run
+    assert len(points) == 10 and {p.speed_benchmark for p in points} == {"speed"}
+    sclip = {p.accuracy_benchmark: p.y for p in points if p.method == "sclip"}
+    assert abs(sclip["coco-object"] - 20.937) < 1e-3 and abs(sclip["coco-stuff"] - 33.905) < 1e-3
