@@ -101,10 +101,12 @@ class StageTimer:
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         counter = None
+        fastpath = torch.backends.mha.get_fastpath_enabled()
         if self.count_flops:
-            from torch.utils.flop_counter import FlopCounterMode
-
-            counter = FlopCounterMode(display=False)
+            # nn.MultiheadAttention's inference fast path (one fused op, used by open_clip blocks under no_grad)
+            # is invisible to the FLOP counter: count through its plain path (same result, only slower).
+            torch.backends.mha.set_fastpath_enabled(False)
+            counter = flop_counter()
             counter.__enter__()
         sync(self.device)
         t0 = time.perf_counter()
@@ -115,7 +117,23 @@ class StageTimer:
             self.ms[name] = self.ms.get(name, 0.0) + 1000 * (time.perf_counter() - t0)
             if counter is not None:
                 counter.__exit__(None, None, None)
+                torch.backends.mha.set_fastpath_enabled(fastpath)
                 self.flops[name] = self.flops.get(name, 0) + int(counter.get_total_flops())
+
+
+def flop_counter():
+    """torch's FlopCounterMode, plus the CPU kernel of scaled_dot_product_attention (torch counts its CUDA
+    kernels only): 2 * B * heads * Tq * Tk * (d_qk + d_v), as for the CUDA ones."""
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    def cpu_sdpa(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    custom = {}
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None:
+        custom[op] = cpu_sdpa
+    return FlopCounterMode(display=False, custom_mapping=custom)
 
 
 @contextlib.contextmanager
