@@ -40,7 +40,9 @@ class CellSkipped(Exception):  # noqa: N818 - not an error: the cell was not mea
 @runtime_checkable
 class MethodPlugin(Protocol):
     """A registered method. ``description``: one line for ``harness list methods``; ``kind``: the shape of its
-    pipeline (``one-pass``, ``multi-pass``, or a kind of its own), also listed."""
+    pipeline (``one-pass``, ``multi-pass``, or a kind of its own), also listed. Optional ``option_names``: the
+    options it takes; a suite's benchmark- and setting-level ``method_options`` then reach it only where it takes
+    them (a proposal-free method is not given the proposal network's settings); without it, all of them do."""
 
     description: str
     kind: str

@@ -53,9 +53,38 @@ def _check_defaults_used(suite: Suite) -> None:
                           f"({', '.join(tasks)}); check the spelling or move them to a benchmark's options.")
 
 
+def _method_option_names(method: str) -> frozenset[str] | None:
+    if method not in METHODS:
+        return None  # check_plan reports the unknown method
+    names = getattr(METHODS.get(method), "option_names", None)
+    return None if names is None else frozenset(names)
+
+
+def shared_options_for_method(options: dict[str, Any], method: str) -> dict[str, Any]:
+    """The benchmark's and setting's ``method_options`` that a method takes (a plugin with ``option_names``):
+    e.g. the proposal network's settings do not reach a proposal-free method. A row's own options all reach it."""
+    names = _method_option_names(method)
+    return {k: v for k, v in options.items() if names is None or k in names}
+
+
+def _check_method_options_used(suite: Suite) -> None:
+    """A benchmark or setting method option that no method of the suite takes is an error (a silent typo)."""
+    for bench in suite.benchmarks:
+        for setting in suite.settings:
+            shared = merge_options(bench.method_options, setting.method_options)
+            unused = set(shared)
+            for row in suite.methods:
+                unused -= set(shared_options_for_method(shared, row.method))
+            if unused:
+                raise ConfigError(f"suite {suite.name!r}, benchmark {bench.name!r}, setting {setting.name!r}: "
+                                  f"method_options {sorted(unused)} are options of no method in this suite; check "
+                                  f"the spelling.")
+
+
 def plan(suite: Suite, only: str | None = None) -> list[Cell]:
     """The cells of ``suite``; ``only`` keeps the cells whose id matches a glob (``coco-stuff/*/deop``)."""
     _check_defaults_used(suite)
+    _check_method_options_used(suite)
     cells = []
     for bench in suite.benchmarks:
         defaults = defaults_for_task(suite, bench.task)
@@ -68,7 +97,8 @@ def plan(suite: Suite, only: str | None = None) -> list[Cell]:
                     setting=setting,
                     row=row,
                     task_options=merge_options(defaults, bench.options, setting.options),
-                    method_options=merge_options(bench.method_options, setting.method_options, row.options),
+                    method_options=merge_options(shared_options_for_method(
+                        merge_options(bench.method_options, setting.method_options), row.method), row.options),
                     table=suite.table,
                 )
                 if only is None or any(fnmatch.fnmatch(cell.id, p) for p in only.split(",")):

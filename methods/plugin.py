@@ -36,6 +36,8 @@ class Plugin:
     """A registered method: a name, a description and the defaults its options override (a
     `harness.api.SegmentationMethod`)."""
 
+    option_names = frozenset(f.name for f in fields(MethodSpec))  # what suite-wide method_options reach
+
     def __init__(self, name: str, description: str, **defaults: Any) -> None:
         self.name = name
         self.description = description

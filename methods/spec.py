@@ -79,7 +79,9 @@ class MethodSpec:
     proposals: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, choices in {**CHOICES, "ps": tuple(ATTENTION_RULES)}.items():
+        # rules that need a patch grid or proxy features (NACLIP's, ProxyCLIP's) run only in the dense pipeline
+        ps_choices = tuple(n for n, rule in ATTENTION_RULES.items() if not rule.context)
+        for name, choices in {**CHOICES, "ps": ps_choices}.items():
             value = getattr(self, name)
             if value not in choices:
                 raise ConfigError(f"option {name}={value!r} is not one of {', '.join(map(str, choices))}.")

@@ -25,9 +25,10 @@ def run(args: argparse.Namespace) -> int:
         if kind == "methods":  # each plugin's kind and one-line description (harness.api.MethodPlugin)
             names = METHODS.names()
             width = max((len(n) for n in names), default=0)
+            kind_width = max((len(str(getattr(METHODS.get(n), "kind", ""))) for n in names), default=0)
             for name in names:
                 plugin = METHODS.get(name)
-                print(f"  {name:<{width}}  {plugin.kind:<10}  {plugin.description}"
+                print(f"  {name:<{width}}  {plugin.kind:<{kind_width}}  {plugin.description}"
                       + (f"    {METHODS.origin(name)}" if args.origin else ""))
         elif kind == "rules":  # the attention rules a method's `ps` option names
             rules = TOOLS.get("attention-rules")()
@@ -42,6 +43,6 @@ def run(args: argparse.Namespace) -> int:
             for path in sorted(p for p in suites_dir.glob("*.yaml") if not p.name.startswith("_")):
                 print(f"  {path.relative_to(suites_dir.parent)}")
         else:
-            for path in sorted(PAPER_DIR.glob("table*.yaml")):
+            for path in sorted(PAPER_DIR.glob("*.yaml")):
                 print(f"  {path.stem}")
     return 0

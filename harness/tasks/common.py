@@ -63,7 +63,11 @@ def train_for_evaluation(cell: Cell, ctx: RunContext, opts: dict[str, Any]) -> E
     env = MethodEnv(train_dataset=opts["train_dataset"], data_root=ctx.data_root, cache_dir=ctx.cache_dir,
                     device=ctx.device, seed=opts["seed"], schedules=opts["train"], progress=ctx.progress,
                     log=ctx.log)
-    with keyed_by_data(split_fingerprint(get_info(opts["train_dataset"]), "train", ctx.data_root)):
+    train_info = get_info(opts["train_dataset"])
+    # An evaluation-only dataset (MiniWorld-BG, the val-only real sets) has no training data to key stages by; a
+    # method that trains on it fails on the missing split itself, a training-free one needs none.
+    fingerprint = split_fingerprint(train_info, "train", ctx.data_root) if train_info.layout.train else None
+    with keyed_by_data(fingerprint):
         fitted = method_plugin(cell.row.method).fit(cell.method_options, env)  # stages keyed by the data
     n = len(dataset) if opts["max_images"] is None else min(len(dataset), opts["max_images"])
     zero_shot = opts["train_dataset"] == info.name and info.zero_shot

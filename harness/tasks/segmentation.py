@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import Cell, CellResult, RunContext
+from ..api import Cell, CellResult, CellSkipped, RunContext
 from ..errors import ConfigError
 from ..registries import DATASETS
 from ..train.settings import check_train_settings
@@ -58,6 +58,29 @@ def _options(cell: Cell) -> dict[str, Any]:
             "train_dataset": train_dataset}
 
 
+def benchmark_settings(cell: Cell) -> dict[str, Any] | None:
+    """What the cell's method runs with on the benchmark's dataset (name file, per-dataset settings), from a
+    plugin that has ``benchmark_settings(options, dataset)``; its `ConfigError` (e.g. a background threshold on a
+    dataset without background) stops the run before anything starts. None for plugins without it."""
+    plugin = method_plugin(cell.row.method)
+    if not hasattr(plugin, "benchmark_settings"):
+        return None
+    return dict(plugin.benchmark_settings(cell.method_options, cell.benchmark.dataset))
+
+
+def _skip_without_background_rule(cell: Cell) -> None:
+    """A benchmark with a background class (VOC-21, PC-60, COCO-Object) scores it; a method without a background
+    decision (no `benchmark_settings`, e.g. DeOP, trained without a background class) is not meant for it: the
+    cell is recorded as not run, with why, instead of training for a meaningless number."""
+    from ..data import get_info
+
+    if get_info(cell.benchmark.dataset).has_background and not hasattr(method_plugin(cell.row.method),
+                                                                        "benchmark_settings"):
+        raise CellSkipped(f"method {cell.row.method!r} has no background decision (a background query and "
+                          f"prob_thd); {cell.benchmark.dataset!r} has a background class. The training-free "
+                          f"family's with-background benchmarks are for methods that have one.")
+
+
 def preflight_problems(cell: Cell, ctx: RunContext) -> list[str]:
     """Missing datasets and weights of a train-and-evaluate cell, found before anything runs."""
     from ..data import get_info, verify_prepared
@@ -84,6 +107,7 @@ class SegmentationTask:
 
     def check(self, cell: Cell) -> None:
         _options(cell)
+        benchmark_settings(cell)
 
     def preflight(self, cell: Cell, ctx: RunContext) -> list[str]:
         return preflight_problems(cell, ctx)
@@ -96,6 +120,7 @@ class SegmentationTask:
         from ..train import distributed as dist_utils
 
         opts = _options(cell)
+        _skip_without_background_rule(cell)
         evaluation = train_for_evaluation(cell, ctx, opts)
         info, dataset, fitted, n = evaluation.info, evaluation.dataset, evaluation.fitted, evaluation.n_images
         segmenter = fitted.segmenter
@@ -105,8 +130,8 @@ class SegmentationTask:
         names = list(vocab.names)
         indices = list(range(n))[dist_utils.rank()::dist_utils.world_size()]
         matrix = ConfusionMatrix(len(names), device=device, ignore_index=info.ignore_index)
-        writer = _prediction_writer(cell, ctx, info)
         counts: dict[str, list[int]] = {}
+        writer = _prediction_writer(cell, ctx, info)
         for i in tqdm(indices, desc=f"evaluate {info.name}", unit="img", leave=False,
                       disable=not ctx.progress or not dist_utils.is_main()):
             item = dataset[i]
@@ -123,6 +148,9 @@ class SegmentationTask:
                                   class_names=names)
         extra = {"eval_images": n, "eval_split": opts["split"], "train_dataset": opts["train_dataset"],
                  "stages": fitted.stages, "world_size": dist_utils.world_size()}
+        settings = benchmark_settings(cell)
+        if settings is not None:
+            extra["benchmark_settings"] = settings
         extra.update(count_summary(counts, "_per_image_mean"))  # e.g. SimBaseline's crops_per_image_mean
         if writer is not None:
             extra["predictions"] = writer.close()

@@ -29,6 +29,8 @@ Options:
   breakdown: true              per-stage times and GMAC from instrumented passes
   breakdown_passes: 3          instrumented passes per method; the breakdown is their median
   spread_limit: 0.1            a figure whose relative spread ((p75 - p25) / median) exceeds this is flagged
+  interleave: true             time the methods of a benchmark and setting together (all built at once: memory
+                               of every method); false: each cell alone, ratios between cells unpaired
   batch_size: 1                1 = latency mode; > 1 = throughput mode (per-image figures = batch time / size)
   channels_last: true          convolutions (the proposal network's) in channels-last memory format (about
                                1.2x faster on a CPU; the same numbers up to float rounding)
@@ -49,7 +51,8 @@ from ..suite import thaw
 DEFAULTS: dict[str, Any] = {
     "images": 2, "image_sizes": [[480, 640], [427, 640]], "classes": "coco_stuff_171", "warmup": 0, "repeats": 3,
     "budget_s": 120.0, "precision": "fp32", "tf32": True, "compile": False, "cpu": True, "breakdown": True,
-    "breakdown_passes": 3, "spread_limit": 0.1, "seed": 0, "batch_size": 1, "channels_last": True,
+    "breakdown_passes": 3, "spread_limit": 0.1, "interleave": True, "seed": 0, "batch_size": 1,
+    "channels_last": True,
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -72,7 +75,7 @@ def _options(cell: Cell) -> dict[str, Any]:
         value = opts[key]
         if not isinstance(value, int | float) or isinstance(value, bool) or not low < value <= high:
             raise ConfigError(f"{key} must be a number in ({low:g}, {high:g}], got {value!r}.")
-    for key in ("tf32", "compile", "cpu", "breakdown", "channels_last"):
+    for key in ("tf32", "compile", "cpu", "breakdown", "channels_last", "interleave"):
         if not isinstance(opts[key], bool):
             raise ConfigError(f"{key} must be true or false, got {opts[key]!r}.")
     sizes = opts["image_sizes"]
@@ -103,8 +106,11 @@ class SpeedTask:
                     f"in with --set benchmarks.{cell.benchmark.name}.options.cpu=true")
         return None
 
-    def group_key(self, cell: Cell) -> str:
-        """Cells of one benchmark and setting with the same options are timed together."""
+    def group_key(self, cell: Cell) -> str | None:
+        """Cells of one benchmark and setting with the same options are timed together (unless interleave is
+        false: then each alone)."""
+        if not _options(cell)["interleave"]:
+            return None
         return json.dumps([cell.benchmark.name, cell.setting.name, thaw(cell.task_options)], sort_keys=True,
                           default=str)
 

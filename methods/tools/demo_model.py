@@ -1,6 +1,7 @@
 """The demo's method: which CLIP weights, which trained stages, and whether the output can mean anything.
 
-Two honest sources of a segmenter:
+Two honest sources of a segmenter (a training-free method, e.g. `--method sclip`, needs only its CLIP, and DINO
+for ProxyCLIP: with real weights its output is real, no stages involved):
 - untrained (default): the plugin's inference graph with random proposal network, prompts and head
   (`Plugin.build_untrained`); CLIP gets ``--weights`` (a file or an open_clip tag), or the method's pretrained
   default when it is on this machine, or else random weights. The output only shows that the code runs.
@@ -50,6 +51,9 @@ def load_demo_model(*, method: str | None, options: Mapping[str, Any], weights: 
     from harness.registries import METHODS
 
     record = None
+    if stages_from is not None and method is not None and METHODS.get(method).kind == "training-free":
+        raise ConfigError(f"--method {method} is training-free: it has no trained stages, so --stages-from does not "
+                          "apply. Pass --weights (the CLIP file) instead.")
     if stages_from is not None:
         record = _load_training_record(Path(stages_from))
         plugin_name = record["method_spec"]["plugin"]
@@ -68,6 +72,15 @@ def load_demo_model(*, method: str | None, options: Mapping[str, Any], weights: 
         options["clip_weights"] = str(Path(weights).resolve()) if Path(weights).exists() else weights
     meaningless: list[str] = []
     spec = plugin.spec(options)
+    if getattr(spec, "needs_dino", False) and spec.dino_weights != "random":
+        from methods.components.dino import dino_weights_problem
+
+        problem = dino_weights_problem(spec.dino_arch, spec.dino_weights)
+        if problem:
+            options["dino_weights"] = "random"
+            meaningless.append(f"DINO has random weights: {problem}")
+    elif getattr(spec, "needs_dino", False):
+        meaningless.append("DINO has random weights ('random' was asked for).")
     if spec.clip_weights != "random":
         problems = plugin.preflight(options)
         if problems and explicit_weights:
@@ -89,10 +102,12 @@ def load_demo_model(*, method: str | None, options: Mapping[str, Any], weights: 
                     log=log)
     fitted = plugin.build_untrained(options, env)
     if record is None:
-        meaningless.append("the proposal network, prompts and head are untrained (random); pass "
-                           "--stages-from RECORD.json (a segmentation record of `harness run`) with its --cache-dir.")
+        if plugin.kind != "training-free":  # a training-free method is complete with its CLIP (and DINO)
+            meaningless.append("the proposal network, prompts and head are untrained (random); pass --stages-from "
+                               "RECORD.json (a segmentation record of `harness run`) with its --cache-dir.")
         return DemoModel(method=method, segmenter=fitted.segmenter, spec=fitted.spec, weights=fitted.weights,
-                         meaningless=meaningless)
+                         meaningless=meaningless,
+                         source="training-free" if plugin.kind == "training-free" else "untrained")
     _check_same_clip(record, fitted.weights.get("clip", {}), stages_from)
     stages = _load_stages(fitted, record, Path(cache_dir), stages_from)
     train_dataset = str(record.get("train_dataset") or record["dataset"])

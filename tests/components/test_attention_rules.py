@@ -42,10 +42,15 @@ def test_every_rule_mixes_with_its_explicit_matrix(name):
     attn, x, masks = _inputs()
     for rule in _instances(ATTENTION_RULES[name]):
         m = masks if rule.needs_masks else None
-        matrix = rule.attention(x, attn, m)
-        assert matrix.shape == (attn.num_heads, 7, 7)
-        torch.testing.assert_close(rule.mix(x[None], attn, None if m is None else m[None])[0],
-                                   apply_attention(attn, x, matrix), atol=1e-5, rtol=1e-5)
+        # context rules (training-free): x is CLS + a 2x3 patch grid; the proxy's features lie on that same grid,
+        # so its resizing of the values is the identity and its matrix applies to the patch tokens
+        context = {"grid": (2, 3), "proxy": torch.randn(1, 8, 2, 3, generator=torch.Generator().manual_seed(3))}
+        context = {k: context[k] for k in rule.context}
+        tokens = x[1:] if "proxy" in context else x
+        matrix = rule.attention(x, attn, m, **context)
+        assert matrix.shape == (attn.num_heads, len(tokens), len(tokens))
+        torch.testing.assert_close(rule.mix(x[None], attn, None if m is None else m[None], **context)[0],
+                                   apply_attention(attn, tokens, matrix), atol=1e-5, rtol=1e-5)
 
 
 def test_explicit_matrices_match_hand_written_ones():

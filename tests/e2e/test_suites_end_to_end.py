@@ -76,26 +76,32 @@ def test_rerun_resumes_without_recomputing(smoke_run, capsys):
 def test_speed_suite_smoke_profile(tmp_path, capsys):
     out = tmp_path / "speed"
     code = main(["run", "suites/speed.yaml", "--profile", "smoke", "--out", str(out), "--no-progress",
-                 "--only", "vit-b16/matched/simbaseline,vit-b16/matched/deop",
+                 "--only", "vit-b16/matched/simbaseline,vit-b16/matched/deop,vit-b16/matched/naclip,"
+                           "vit-b16/matched/proxyclip",
                  "--set", "benchmarks.vit-b16.options.repeats=2", "--set", "benchmarks.vit-b16.options.breakdown_passes=2"])
     assert code == 0
     records = {r["method"]: r for r in load_records(out)}
+    assert len(records) == 4
     deop, sim = (records[m]["speed"] for m in ("deop", "simbaseline"))
     # timed together: one group, each record holding its paired ratio over the other, from the same 2 rounds
     assert deop["paired"]["group"] == sim["paired"]["group"] and deop["rounds"] == sim["rounds"] == 2
     ratio, inverse = deop["paired"]["fps_ratio"]["vit-b16/matched/simbaseline"], sim["paired"]["fps_ratio"][
         "vit-b16/matched/deop"]
     assert ratio["rounds"] == 2 and ratio["p25"] <= 1 / inverse["median"] <= ratio["p75"]  # same rounds, inverted
-    for rec in records.values():
+    for name, rec in records.items():
         speed = rec["speed"]
         assert speed["fps"] > 0 and speed["ms_per_image"] == pytest.approx(1000 / speed["fps"])
         assert speed["batch_size"] == 1 and speed["precision"] == "fp32" and speed["text_cached"] is True
-        assert {"proposals", "clip", "head", "postprocess"} <= set(speed["stages_ms"])
+        stages = {"clip", "postprocess"} | ({"proposals", "head"} if name in ("simbaseline", "deop") else set())
+        assert stages <= set(speed["stages_ms"])
         assert speed["gmac"] > 0 and 0 < speed["peak_fraction"]
         assert speed["breakdown_passes"] == 2 and len(speed["peak_samples_tflops"]) == 4  # 2 timed + 2 passes
         assert speed["peak_tflops"] == max(speed["peak_samples_tflops"]) and isinstance(speed["flags"], dict)
         assert speed["images"].startswith("synthetic")
     assert len(records["simbaseline"]["speed"]["crops_per_image"]) == 2  # N' per image
+    # training-free: CLIP windows per image (48x64 and 64x48 at short side 48, windows 32/16: 2x3 and 3x2)
+    assert records["naclip"]["speed"]["windows_per_image"] == [6, 6]
+    assert records["proxyclip"]["speed"]["stage_gmac"]["dino"] > 0  # DINO timed and counted on its own
     assert "x SimBaseline" in capsys.readouterr().out
 
 

@@ -110,3 +110,20 @@ def test_only_filters_cells_and_rejects_no_match(tmp_path):
     assert [c.id for c in plan(suite, only="voc/*")] == ["voc/default/double-echo", "voc/default/strong"]
     with pytest.raises(ConfigError, match="matches no cell"):
         plan(suite, only="ade/*")
+
+
+def test_shared_method_options_reach_only_methods_that_take_them(tmp_path):
+    """Proposal settings reach the DeOP family, window settings the training-free one (each plugin declares
+    `option_names`); a row's own options always reach it; an option no method takes is an error, not ignored."""
+    text = """\
+suite: mixed
+methods: [deop, {name: sclip-64, method: sclip, options: {tau: 50.0}}]
+benchmarks:
+  - {name: speed, task: speed, method_options: {clip_arch: tiny-vit-p16, proposals: {preset: smoke}, crop: 32}}
+settings: [{name: s, method_options: {test_short_side: 48, short_side: 48}}]
+"""
+    deop, sclip = plan(load_suite(write(tmp_path, text)))
+    assert deop.method_options == {"clip_arch": "tiny-vit-p16", "proposals": {"preset": "smoke"}, "test_short_side": 48}
+    assert sclip.method_options == {"clip_arch": "tiny-vit-p16", "crop": 32, "short_side": 48, "tau": 50.0}
+    with pytest.raises(ConfigError, match=r"method_options \['short_sid'\] are options of no method"):
+        plan(load_suite(write(tmp_path, text.replace(", short_side: 48", ", short_sid: 48"))))

@@ -55,3 +55,15 @@ def test_progress_bar_counts_only_the_cells_that_will_run(tmp_path, capsys):
     run_suite(load_suite(write(tmp_path, SUITE)), ctx(tmp_path, progress=True))
     err = capsys.readouterr().err
     assert "6/6" in err and "/12" not in err  # 12 cells, 6 of them not for this machine
+
+
+def test_speed_cells_of_one_benchmark_and_setting_form_one_group_unless_interleave_is_false():
+    from harness.runner import _groups
+
+    only = "vit-b16/*/deop,vit-b16/*/simbaseline"
+    groups = _groups(plan(load_suite("suites/speed.yaml", profile="smoke"), only))
+    assert [[c.id for c in g] for g in groups] == [
+        ["vit-b16/as-published/simbaseline", "vit-b16/as-published/deop"],
+        ["vit-b16/matched/simbaseline", "vit-b16/matched/deop"]]
+    alone = load_suite("suites/speed.yaml", profile="smoke", overrides=["benchmarks.vit-b16.options.interleave=false"])
+    assert [len(g) for g in _groups(plan(alone, only))] == [1, 1, 1, 1]

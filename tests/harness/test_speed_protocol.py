@@ -46,6 +46,27 @@ def test_stage_timer_counts_matmul_flops_per_stage():
     assert timer.ms["mm"] > 0
 
 
+def test_stage_timer_counts_every_flop_of_a_transformer_block():
+    """An open_clip block under no_grad (nn.MultiheadAttention's fused fast path) and SDPA on the CPU: both
+    counted, equal to the analytic count of its linear layers and attention products."""
+    from methods.components.weights import build_clip
+
+    block = build_clip("tiny-vit-p16", "random")[0].visual.transformer.resblocks[0].eval()
+    tokens, width, hidden = 17, 64, 256
+    x = torch.randn(1, tokens, width)
+    timer = speed.StageTimer(torch.device("cpu"), count_flops=True)
+    with torch.no_grad(), timer("block"):
+        block(x)
+    linear = 2 * tokens * (4 * width * width + 2 * width * hidden)
+    attention = 2 * 2 * tokens * tokens * width  # Q K^T and A V over all heads
+    assert timer.flops["block"] == linear + attention
+    assert torch.backends.mha.get_fastpath_enabled()  # restored after counting
+    q = torch.randn(2, 4, 9, 16)
+    with timer("sdpa"):
+        torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    assert timer.flops["sdpa"] == 2 * 2 * 4 * 9 * 9 * 16 * 2
+
+
 def test_known_gpu_peaks_and_measured_cpu_peak():
     assert speed.KNOWN_PEAKS_TFLOPS["H100"]["bf16"] == 989.0
     peak, source = speed.device_peak(torch.device("cpu"), "fp32", tf32=False)

@@ -10,14 +10,20 @@ from harness.registries import METHODS
 
 TINY = {"clip_arch": "tiny-vit-p16", "clip_weights": "random", "proposals": {"preset": "smoke"},
         "prompt_layers": [1, 2], "test_short_side": 64}
+# the same tiny models for the proposal-free kind (a tiny random DINO for ProxyCLIP's proxy)
+TINY_TRAINING_FREE = {"clip_arch": "tiny-vit-p16", "clip_weights": "random", "short_side": 64, "crop": 32,
+                      "stride": 16, "pamr_dilations": [1, 2], "dino_arch": "tiny-dino-p8", "dino_weights": "random"}
 NAMES = ["red disc", "blue square", "grass"]
+KINDS = ("one-pass", "multi-pass", "training-free")
 
 
 def _plugins() -> list[str]:
-    from methods.plugin import Plugin
-
     # every registered method plugin (the harness-core test doubles of tests/doubles.py are not methods)
-    return [n for n in METHODS.names() if isinstance(METHODS.get(n), Plugin)]
+    return [n for n in METHODS.names() if type(METHODS.get(n)).__module__.startswith("methods.")]
+
+
+def _tiny(name: str) -> dict:
+    return TINY_TRAINING_FREE if METHODS.get(name).kind == "training-free" else TINY
 
 
 @pytest.fixture(params=_plugins())
@@ -25,18 +31,22 @@ def method(request):
     return request.param
 
 
+def _env(tmp_path):
+    return MethodEnv(train_dataset="synthetic_coco", data_root=None, cache_dir=tmp_path, device="cpu",
+                     progress=False, log=lambda *a: None)
+
+
 def _build(name, tmp_path):
-    env = MethodEnv(train_dataset="synthetic_coco", data_root=None, cache_dir=tmp_path, device="cpu",
-                    progress=False, log=lambda *a: None)
-    return METHODS.get(name).build_untrained(TINY, env)
+    env = _env(tmp_path)
+    return METHODS.get(name).build_untrained(_tiny(name), env)
 
 
 def test_resolve_gives_a_complete_json_spec(method):
     import json
 
-    spec = METHODS.get(method).resolve(TINY)
+    spec = METHODS.get(method).resolve(_tiny(method))
     assert json.loads(json.dumps(spec)) == json.loads(json.dumps(spec))  # JSON-able for the record
-    assert spec["clip_arch"] == "tiny-vit-p16" and spec["kind"] in ("one-pass", "multi-pass")
+    assert spec["clip_arch"] == "tiny-vit-p16" and spec["kind"] in KINDS and METHODS.get(method).kind == spec["kind"]
 
 
 def test_predict_shapes_and_values(method, tmp_path):
@@ -52,8 +62,14 @@ def test_predict_shapes_and_values(method, tmp_path):
 
 def test_one_training_step_reaches_only_trainable_parts(method, tmp_path):
     fitted = _build(method, tmp_path)
-    spec = METHODS.get(method).spec(TINY)
+    spec = METHODS.get(method).spec(_tiny(method))
     segmenter = fitted.segmenter
+    if spec.kind == "training-free":
+        assert not spec.trains and fitted.stages == {} and segmenter.trainable_parameters() == []
+        assert not any(p.requires_grad for p in segmenter.parameters())
+        assert METHODS.get(method).fit(_tiny(method), _env(tmp_path)).stages == {}  # fit trains nothing either
+        pytest.skip(f"{method} is training-free: it has no training stage (checked: fit runs no stage, no "
+                    "parameter is trainable)")
     if not spec.trains_head:
         assert segmenter.trainable_parameters() == []
         pytest.skip(f"{method} has nothing to train in stage 3 (frozen CLIP, mask pooling / multi-pass)")

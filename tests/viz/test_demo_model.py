@@ -97,3 +97,27 @@ def test_a_method_without_stage_3_keeps_the_stage_1_context(trained, tmp_path):
     model = load_demo_model(method=None, options={}, weights=None, stages_from=path, cache_dir=trained["cache"])
     assert torch.equal(model.segmenter.text.ctx, trained["ctx"])
     assert model.weights["stages"] == {"prompts": "p1", "proposals": "q1"}
+
+
+def test_training_free_method_needs_no_stages_and_real_clip_means_real_output(tmp_path):
+    """`--method sclip` with the committed MiniWorld CLIP: nothing is flagged meaningless; with random weights, only
+    CLIP is (no untrained stages: there are none); --stages-from does not apply."""
+    opts = {"clip_arch": "miniworld-vit-p8", "short_side": 64, "crop": 64, "stride": 32}
+    model = load_demo_model(method="sclip", options=opts, weights="results/miniworld/clip.pt", stages_from=None,
+                            cache_dir=tmp_path, log=lambda *a: None)
+    assert model.meaningless == [] and model.weights["clip"]["source"] == "file" and model.source == "training-free"
+    from harness.api import Vocabulary
+
+    scores = model.segmenter.predict(torch.randint(0, 256, (3, 64, 80), dtype=torch.uint8),
+                                     Vocabulary(("grass", "sky", "water")))
+    assert scores.shape == (3, 64, 80)
+    model = load_demo_model(method="naclip", options={"clip_arch": "tiny-vit-p16"}, weights="random",
+                            stages_from=None, cache_dir=tmp_path, log=lambda *a: None)
+    assert len(model.meaningless) == 1 and "CLIP has random weights" in model.meaningless[0]
+    model = load_demo_model(method="proxyclip", options={"clip_arch": "tiny-vit-p16", "dino_arch": "tiny-dino-p8",
+                                                         "dino_weights": "random"},
+                            weights="random", stages_from=None, cache_dir=tmp_path, log=lambda *a: None)
+    assert model.weights["dino"]["source"] == "random" and "DINO has random weights" in model.meaningless[0]
+    with pytest.raises(ConfigError, match="training-free: it has no trained stages"):
+        load_demo_model(method="sclip", options={}, weights=None, stages_from=tmp_path / "r.json",
+                        cache_dir=tmp_path, log=lambda *a: None)

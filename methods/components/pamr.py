@@ -1,0 +1,83 @@
+"""Pixel-adaptive mask refinement (PAMR, Araslanov & Roth, CVPR 2020), as NACLIP applies it to its logits.
+
+Math (from the original `pamr.py` of visinf/1-stage-wseg, which NACLIP @0cac3a6 copies; this is our own code):
+for every pixel i and dilation d, the 8 neighbours j at offsets d * {-1, 0, 1}^2 \\ {0} (replicate padding at the
+border). With the image x (K channels), per channel the unbiased standard deviation sigma_i over the 9 values
+(centre and 8 neighbours) of every dilation together (9 * len(dilations) values), the affinity is
+
+    a_ij = softmax_j( mean_k( -|x_ik - x_jk| / (1e-8 + 0.1 * sigma_ik) ) )      over all 8 * len(dilations) j,
+
+and each step replaces the mask (logits, C channels) by m_i <- sum_j a_ij m_j (neighbours only, no centre term).
+NACLIP: 10 steps, dilations (8, 16), the image normalised with CLIP's statistics at the original size, the mask
+its cosine logits upsampled to that size.
+
+The neighbour values are never stacked for the mask (C can be a few hundred queries over a full image): each step
+accumulates over the neighbours one shift at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from harness.errors import ConfigError
+
+NACLIP_STEPS = 10
+NACLIP_DILATIONS = (8, 16)
+
+
+def _offsets(dilations: Sequence[int], centre: bool) -> list[tuple[int, int, int]]:
+    return [(d, dy * d, dx * d) for d in dilations for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+            if centre or (dy, dx) != (0, 0)]
+
+
+def _shifted(padded: dict[int, Tensor], d: int, dy: int, dx: int, size: tuple[int, int]) -> Tensor:
+    h, w = size
+    return padded[d][..., d + dy:d + dy + h, d + dx:d + dx + w]
+
+
+def _replicate_padded(t: Tensor, dilations: Sequence[int]) -> dict[int, Tensor]:
+    return {d: F.pad(t, [d] * 4, mode="replicate") for d in dict.fromkeys(dilations)}
+
+
+def pamr_affinity(image: Tensor, dilations: Sequence[int]) -> Tensor:
+    """image (B, K, H, W) -> affinities (B, P, H, W), P = 8 * len(dilations), summing to 1 over P."""
+    size = tuple(image.shape[-2:])
+    padded = _replicate_padded(image, dilations)
+    everything = torch.stack([_shifted(padded, *o, size) for o in _offsets(dilations, centre=True)], dim=2)
+    sigma = everything.std(dim=2)  # (B, K, H, W), unbiased, over 9 * len(dilations) values
+    diffs = torch.stack([(image - _shifted(padded, *o, size)).abs() for o in _offsets(dilations, centre=False)],
+                        dim=2)
+    logits = (-diffs / (1e-8 + 0.1 * sigma.unsqueeze(2))).mean(dim=1)  # mean over the K image channels
+    return logits.softmax(dim=1)
+
+
+def pamr(image: Tensor, mask: Tensor, steps: int = NACLIP_STEPS, dilations: Sequence[int] = NACLIP_DILATIONS,
+         ) -> Tensor:
+    """Refine `mask` (B, C, h, w) with the affinities of `image` (B, K, H, W); the mask is first resized to the
+    image (bilinear, align_corners=True, as the original). Computed in float32; returns the mask's dtype."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ConfigError(f"PAMR steps must be an integer >= 0, got {steps!r}.")
+    if not dilations or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dilations):
+        raise ConfigError(f"PAMR dilations must be integers >= 1, got {list(dilations)!r}.")
+    if image.dim() != 4 or mask.dim() != 4 or image.shape[0] != mask.shape[0]:
+        raise ValueError(f"pamr takes image (B, K, H, W) and mask (B, C, h, w), got {tuple(image.shape)} and "
+                         f"{tuple(mask.shape)}")
+    out_dtype = mask.dtype
+    image = image.float()
+    size = tuple(image.shape[-2:])
+    mask = F.interpolate(mask.float(), size=size, mode="bilinear", align_corners=True)
+    if steps == 0:
+        return mask.to(out_dtype)
+    affinity = pamr_affinity(image, dilations)
+    neighbours = _offsets(dilations, centre=False)
+    for _ in range(steps):
+        padded = _replicate_padded(mask, dilations)
+        refined = torch.zeros_like(mask)
+        for p, offset in enumerate(neighbours):
+            refined += affinity[:, p:p + 1] * _shifted(padded, *offset, size)
+        mask = refined
+    return mask.to(out_dtype)

@@ -1,0 +1,178 @@
+"""The dense (proposal-free) pipeline of the training-free family (TRAINING_FREE_SPEC 2).
+
+Per image: resize to the short side (long side capped, aspect kept), normalise with CLIP's statistics, slide
+windows (or take the whole image), per window the frozen CLIP with its last-block rule -> L2-normalised patch
+features -> cosine logits against the text queries -> bilinear upsampling to the window; logits averaged by
+per-pixel window count, upsampled bilinearly to the original size, optionally refined by PAMR (on the normalised
+image at the original size, as NACLIP), then softmax(tau * logits), max over synonyms, the background rules
+where the benchmark has a background class. `predict` returns (K, H0, W0) scores whose argmax is the decision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from harness.api import Fitted, Timer, TimingPrep, Vocabulary, no_timer
+from harness.errors import ConfigError
+
+from ..components.dino import DinoFeatures, build_dino
+from ..components.last_block import TrainingFreeCLIP
+from ..components.pamr import pamr
+from ..components.queries import QuerySet, class_probabilities, decide
+from ..components.sliding import slide_logits
+from ..components.text import TextEncoder
+from ..components.weights import build_clip
+from ..training_free_spec import TrainingFreeSpec
+
+
+def protocol_size(height: int, width: int, short_side: int, max_long_side: int) -> tuple[int, int]:
+    """mmseg `Resize(scale=(max_long_side, short_side), keep_ratio=True)`: the largest scale that keeps the short
+    side <= short_side and the long side <= max_long_side, sides rounded half up."""
+    scale = min(max_long_side / max(height, width), short_side / min(height, width))
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+class DenseSegmenter(nn.Module):
+    """Frozen CLIP (+ DINO for `proxy`) and text queries; nothing trains (a `harness.api.Segmenter`).
+
+    Timed stages: preprocess, text, dino (ProxyCLIP), clip (the CLIP windows), postprocess (upsampling, PAMR and
+    the decision). `counts["windows"]`: CLIP windows per image of the last call (as SimBaseline's N' crops)."""
+
+    def __init__(self, spec: TrainingFreeSpec, clip_model: nn.Module, text: TextEncoder,
+                 dino: nn.Module | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.clip = TrainingFreeCLIP(clip_model, spec.rule(), spec.residual, spec.ffn, spec.remainder)
+        self.text = text
+        self.dino = DinoFeatures(dino) if dino is not None else None
+        if spec.needs_dino and dino is None:
+            raise ValueError("attention 'proxy' needs a DINO model")
+        self.counts: dict[str, list[int]] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.clip.pixel_mean.device
+
+    def trainable_parameters(self) -> list[str]:
+        return [n for n, p in self.named_parameters() if p.requires_grad]
+
+    def prepare_for_timing(self, prep: TimingPrep) -> dict[str, Any]:
+        """`compile` compiles the CLIP trunk (and DINO); there are no convolutions worth channels-last beyond the
+        patch embedding, so that request is declined (and recorded as such)."""
+        done: dict[str, Any] = {"channels_last": [], "compiled": [], "precision": prep.precision}
+        if prep.compile:
+            self.clip = torch.compile(self.clip)
+            done["compiled"].append("clip")
+            if self.dino is not None:
+                self.dino = torch.compile(self.dino)
+                done["compiled"].append("dino")
+        return done
+
+    def queries(self, vocab: Vocabulary, names: str | None = None) -> QuerySet:
+        """The text queries: the name file of `names` (default: the spec's) for the vocabulary's dataset, each
+        synonym and background word its own query mapped to its class (`harness.data.name_files`); or the
+        vocabulary's class names, one query each, under "plain", for a free class list (the demo's --classes)
+        and on datasets no repository has a file for. The vocabulary's background class, if it has one."""
+        spec = self.spec if names is None else dataclasses.replace(self.spec, names=names)
+        loaded = spec.class_names(vocab.dataset)
+        if loaded is None:
+            return QuerySet.plain(vocab.names, background=vocab.background)
+        if loaded.num_classes != len(vocab.names):
+            raise ConfigError(f"the {spec.names} name file of {vocab.dataset} has {loaded.num_classes} classes, the "
+                              f"benchmark asks for {len(vocab.names)}.")
+        return QuerySet(loaded.queries, loaded.query_class, loaded.num_classes, background=vocab.background)
+
+    def window_logits(self, crops: Tensor, text: Tensor, timer: Timer) -> Tensor:
+        """Normalised windows (B, 3, h, w) -> cosine logits (B, Q, h, w) at the window's size."""
+        proxy = None
+        if self.dino is not None:
+            with timer("dino"):
+                proxy = self.dino(crops)
+        with timer("clip"):
+            feats = self.clip(crops, proxy)
+            logits = torch.einsum("bdhw,qd->bqhw", feats, text.to(feats.dtype))
+            return F.interpolate(logits.float(), size=crops.shape[-2:], mode="bilinear", align_corners=False)
+
+    @torch.no_grad()
+    def predict(self, image: Tensor, vocab: Vocabulary, *, max_size: int = 2560) -> Tensor:
+        """image (3, H0, W0) uint8 -> scores (K, H0, W0) (argmax = the decision)."""
+        return self.predict_batch([image], vocab, max_size=max_size)[0]
+
+    @torch.no_grad()
+    def predict_batch(self, images: Sequence[Tensor], vocab: Vocabulary, *, max_size: int = 2560,
+                      timer: Timer = no_timer) -> list[Tensor]:
+        """Each image on its own (windows are batched within an image). `max_size`, the dataset's test cap, is
+        not used: the protocol caps the long side at the spec's `max_long_side`; the seen flags neither (no
+        seen/unseen calibration in this family)."""
+        del max_size
+        spec = self.spec.for_dataset(vocab.dataset)
+        queries = self.queries(vocab, spec.names)
+        decision = spec.decision()
+        decision.check(queries, vocab.dataset or "this class list")
+        with timer("text"):
+            text = self.text(list(queries.queries)).float()
+        self.counts = {"windows": []}
+        out = []
+        for image in images:
+            logits, n_windows = self._logits(image, spec, text, timer)
+            self.counts["windows"].append(n_windows)
+            with timer("postprocess"):
+                probs = class_probabilities(logits, queries, spec.tau)
+                out.append(decide(probs, queries, decision))
+        return out
+
+    def _logits(self, image: Tensor, spec: TrainingFreeSpec, text: Tensor, timer: Timer) -> tuple[Tensor, int]:
+        h0, w0 = image.shape[-2:]
+        with timer("preprocess"):
+            x = image.to(self.device).float()[None]
+            size = protocol_size(h0, w0, spec.short_side, spec.max_long_side)
+            if size != (h0, w0):
+                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            x = self.clip.normalise(x)[0]
+        logits, n_windows = slide_logits(x, lambda crops: self.window_logits(crops, text, timer),
+                                         spec.slide_config(self.clip.patch_size[0]))
+        with timer("postprocess"):
+            logits = F.interpolate(logits[None], size=(h0, w0), mode="bilinear", align_corners=False)
+            if spec.pamr and spec.pamr_steps > 0:
+                guide = F.interpolate(x[None], size=(h0, w0), mode="bilinear", align_corners=False)
+                logits = pamr(guide, logits, spec.pamr_steps, spec.pamr_dilations)
+        return logits[0], n_windows
+
+
+def build_training_free(name: str, spec: TrainingFreeSpec, env, random_fallback: bool = False) -> Fitted:
+    """The frozen models, ready to predict (no stages: nothing trains). With `random_fallback` (timing only),
+    missing CLIP or DINO weights become random ones, said so in the record's weights."""
+    from harness.errors import WeightsError
+
+    from ..stages.common import resolve_device
+
+    device = resolve_device(env.device)
+    try:
+        clip_model, clip_info = build_clip(spec.clip_arch, spec.clip_weights, "cpu", seed=env.seed)
+        clip_record: dict[str, Any] = clip_info.as_record()
+    except WeightsError as exc:
+        if not random_fallback:
+            raise
+        clip_model, clip_info = build_clip(spec.clip_arch, "random", "cpu", seed=env.seed)
+        clip_record = {**clip_info.as_record(), "fallback": f"asked for {spec.clip_weights!r}: {exc}"}
+    weights: dict[str, Any] = {"clip": clip_record, "stages": {}}  # training-free: no stage
+    dino = None
+    if spec.needs_dino:
+        try:
+            dino, dino_info = build_dino(spec.dino_arch, spec.dino_weights, seed=env.seed)
+            weights["dino"] = dino_info.as_record()
+        except WeightsError as exc:
+            if not random_fallback:
+                raise
+            dino, dino_info = build_dino(spec.dino_arch, "random", seed=env.seed)
+            weights["dino"] = {**dino_info.as_record(), "fallback": f"asked for {spec.dino_weights!r}: {exc}"}
+    text = TextEncoder(clip_model, mode="templates", templates=spec.templates)
+    segmenter = DenseSegmenter(spec, clip_model, text, dino).to(device).eval()
+    return Fitted(name=name, segmenter=segmenter, weights=weights, stages={}, spec=spec)
+
