@@ -3,9 +3,11 @@
     nox -s tests                           the test suite (same command as the README and CI)
     nox -s lint                            ruff
     nox -s speed [-- --profile smoke]      the speed suite (the main job)
-    nox -s regress                         smoke suite, speed ratios and MiniWorld Table 3 (~25 min), checked
+    nox -s regress                         smoke suite, speed ratios, MiniWorld Table 3 (~25 min) and the MiniWorld
+                                           training-free family (~3 min), checked
                                            against results/reference/
     nox -s reproduce-table3 [-- --profile smoke]   run a table's suite and print it beside the paper's numbers
+    nox -s reproduce-training-free [-- --profile miniworld]   the training-free family's main table, likewise
 
 Sessions run in the environment nox itself runs in (install once: `pip install -e '.[dev]'`, then use that
 environment's `nox`): one 5 GB torch install serves every session, and pip (not uv) takes the local wheels.
@@ -70,6 +72,11 @@ def regress(session: nox.Session) -> None:
                 f"{out}/miniworld", "--no-progress", external=True, env={"OMP_NUM_THREADS": "1"})
     session.run(PY, "-m", "harness", "check", f"{out}/miniworld", "--against",
                 "results/reference/miniworld-cpu.yaml", external=True)
+    # The training-free family on MiniWorld (no training, ~3 min): bands and the published orderings it keeps.
+    session.run(PY, "-m", "harness", "run", "suites/training_free.yaml", "--profile", "miniworld", "--out",
+                f"{out}/training-free-miniworld", "--no-progress", external=True, env={"OMP_NUM_THREADS": "1"})
+    session.run(PY, "-m", "harness", "check", f"{out}/training-free-miniworld", "--against",
+                "results/reference/training-free-miniworld-cpu.yaml", external=True)
 
 
 def _reproduce(number: int):
@@ -85,3 +92,10 @@ def _reproduce(number: int):
 
 for _n in SUITES:
     nox.session(name=f"reproduce-table{_n}", venv_backend="none")(_reproduce(_n))
+
+
+@nox.session(name="reproduce-training-free", venv_backend="none")
+def reproduce_training_free(session: nox.Session) -> None:
+    """Run suites/training_free.yaml and print the family's main table beside the published numbers."""
+    _require_install(session)
+    session.run(PY, "-m", "harness", "run", "suites/training_free.yaml", "--paper", *session.posargs, external=True)

@@ -26,6 +26,7 @@ import yaml
 from .errors import RecordError
 from .results import load_records
 from .tables import record_value
+from .yaml_lines import load_yaml
 
 DIRECTIONS = ("higher", "lower", "equal")
 CHECK_KEYS = {"cell", "over", "metric", "value", "tolerance", "direction", "suite", "note"}
@@ -58,7 +59,7 @@ class Outcome:
 def load_reference(path: str | Path) -> tuple[dict, list[Check]]:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))  # 1e-3 is a number here too
     except FileNotFoundError:
         raise RecordError(f"reference file {path} does not exist. References live in results/reference/.") from None
     except yaml.YAMLError as exc:
@@ -156,15 +157,34 @@ def run_check(results_dir: str | Path, reference: str | Path, verbose: bool = Fa
     return 0, summary
 
 
+def _check_metrics_exist(records: list[dict], metrics: list[str]) -> None:
+    """Every metric asked for is in some record: a typo must not make a reference that `check` rejects."""
+    import difflib
+
+    from .errors import ConfigError
+    from .tables import record_value
+
+    for metric in metrics:
+        if not any(record_value(r, metric) is not None for r in records):
+            known = sorted({k for r in records for k, v in (r.get("metrics") or {}).items()
+                            if isinstance(v, int | float)} | {k for r in records for k in (r.get("speed") or {})})
+            close = difflib.get_close_matches(metric, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"--metrics: no record has the metric {metric!r}.{hint} Known: {', '.join(known)}.")
+
+
 def build_reference(results_dir: str | Path, metrics: list[str], tolerance: float, direction: str,
                     ratios: list[str], name: str, description: str | None = None) -> str:
     """A reference file's text for the ok records under ``results_dir`` (see the `reference` command)."""
     from .errors import ConfigError
     from .tables import record_value
 
+    if not tolerance >= 0:  # NaN too
+        raise ConfigError(f"--tolerance {tolerance} must be a number >= 0 (an absolute tolerance per figure).")
     records = [r for r in load_records(results_dir) if r.get("status") == "ok"]
     if not records:
         raise RecordError(f"{results_dir} holds no successful records to make a reference from.")
+    _check_metrics_exist(records, metrics)
     checks: list[dict[str, Any]] = []
     for record in records:
         for metric in metrics:
@@ -182,6 +202,8 @@ def build_reference(results_dir: str | Path, metrics: list[str], tolerance: floa
             ratio_tolerance = float(parts[3]) if len(parts) > 3 and parts[3] else tolerance
         except ValueError:
             raise ConfigError(f"--ratio {spec!r}: the tolerance {parts[3]!r} is not a number") from None
+        if not ratio_tolerance >= 0:
+            raise ConfigError(f"--ratio {spec!r}: the tolerance must be >= 0.")
         ratio_direction = parts[4] if len(parts) > 4 and parts[4] else direction
         note = parts[5].strip() if len(parts) > 5 else ""
         if ratio_direction not in DIRECTIONS:
@@ -193,6 +215,8 @@ def build_reference(results_dir: str | Path, metrics: list[str], tolerance: floa
             raise RecordError(f"--ratio {spec!r}: the metric {metric!r} is missing or zero.")
         checks.append({"cell": cell, "over": over, "metric": metric, "value": round(a / b, 4),
                        "tolerance": ratio_tolerance, "direction": ratio_direction, **({"note": note} if note else {})})
+    if not checks:
+        raise ConfigError("the reference would hold no checks: give --metrics or --ratio.")
     first = records[0]
     header = {"reference": name,
               "description": (f"{description.strip()} " if description else "")

@@ -19,6 +19,7 @@ from typing import Any
 
 from .api import Cell, CellResult, CellSkipped, RunContext
 from .errors import ConfigError, HarnessError, RecordError
+from .eval.evidence import confusion_problem
 from .registries import METHODS, TASKS
 from .results import load_record, new_record, write_record
 from .suite import Suite, merge_options, thaw
@@ -196,6 +197,11 @@ def _resume_decision(path: Path, cell: Cell, force: bool, log, dry: bool = False
         return True, "recomputed (previous attempt failed)"
     if old.get("cell_hash") != cell.hash:
         return True, "recomputed (the cell's configuration changed since it was recorded)"
+    problem = confusion_problem(old)
+    if problem:
+        if not dry:
+            log(f"warning: record {path}: {problem}; the cell is recomputed.")
+        return True, "recomputed (its confusion matrix did not back its metrics)"
     return False, "already recorded"
 
 

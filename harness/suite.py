@@ -23,13 +23,16 @@ A suite says which methods run on which benchmarks under which settings::
 Every error names the file, the key path and (where YAML gives it) the line. ``include``: the included file's
 mappings (``defaults``, ``profiles``) are merged key by key, its lists (``methods``, ``benchmarks``,
 ``settings``) are replaced by the including file's when it has them. Overrides (``profiles`` and ``--set``)
-address list items by their ``name``: ``methods.deop.options.alpha=1``; values are parsed as YAML scalars and
-the result is validated exactly like the file.
+address list items by their ``name``: ``methods.deop.options.alpha=1``; values are parsed as YAML (``1e-3`` is a
+number) and the result is validated exactly like the file. Layers apply in order, file < include's base < profile
+< ``--set``, and a mapping set over a mapping merges key by key (``harness/suite_values.py``): a profile's
+``defaults.train`` changes the stages it names and keeps the rest of the file's.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -41,7 +44,11 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .suite_values import apply_override, freeze, merge_options, parse_override, thaw, type_name
 from .yaml_lines import KeyPath, format_path, read_yaml_file
+
+__all__ = ["Benchmark", "MethodRow", "Setting", "Suite", "apply_override", "freeze", "load_suite", "merge_options",
+           "parse_override", "thaw"]
 
 DEFAULT_PROFILE = "paper"
 DEFAULT_SETTING = "default"
@@ -54,37 +61,6 @@ BENCHMARK_KEYS = {"name": str, "task": str, "dataset": str, "options": dict, "me
                   "description": str}
 SETTING_KEYS = {"name": str, "options": dict, "method_options": dict, "description": str}
 TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list", int: "an integer", float: "a number"}
-
-
-# -- frozen values -------------------------------------------------------------------------------------
-def freeze(value: Any) -> Any:
-    """Deep-freeze plain YAML data (dict -> read-only mapping, list -> tuple)."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
-    return value
-
-
-def thaw(value: Any) -> Any:
-    """The inverse of :func:`freeze`: plain dicts and lists, ready for JSON."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [thaw(v) for v in value]
-    return value
-
-
-def merge_options(*layers: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge option mappings; later layers win, nested mappings merge key by key."""
-    out: dict[str, Any] = {}
-    for layer in layers:
-        for key, value in layer.items():
-            if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-                out[key] = merge_options(out[key], value)
-            else:
-                out[key] = thaw(value)
-    return out
 
 
 @dataclass(frozen=True)
@@ -160,24 +136,17 @@ class _Where:
         return ConfigError(f"{self(key_path)}: {message}")
 
 
-def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number",
-            bool: "a boolean", type(None): "empty (null)"}.get(type(value), type(value).__name__)
-
-
 def _check_mapping(data: Any, allowed: dict[str, type], path: KeyPath, where: _Where, required=("name",)) -> None:
     if not isinstance(data, dict):
-        raise where.error(path, f"expected a mapping, got {_type_name(data)}.")
+        raise where.error(path, f"expected a mapping, got {type_name(data)}.")
     for key, value in data.items():
         if key not in allowed:
-            import difflib
-
             close = difflib.get_close_matches(str(key), list(allowed), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise where.error((*path, key), f"unknown key {key!r}.{hint} Allowed keys: {', '.join(allowed)}.")
         expected = allowed[key]
         if not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
-            raise where.error((*path, key), f"must be {TYPE_NAMES[expected]}, got {_type_name(value)} ({value!r}).")
+            raise where.error((*path, key), f"must be {TYPE_NAMES[expected]}, got {type_name(value)} ({value!r}).")
     for key in required:
         if key not in data:
             raise where.error(path, f"the required key {key!r} is missing.")
@@ -192,59 +161,6 @@ def _check_names_unique(items: list[dict], section: str, where: _Where) -> None:
         if "/" in name or name != name.strip() or not name:
             raise where.error((section, i, "name"), f"name {name!r} must be non-empty, without '/' or edge spaces.")
         seen[name] = i
-
-
-# -- overrides -------------------------------------------------------------------------------------------
-def parse_override(text: str) -> tuple[str, Any]:
-    """``"a.b=c"`` -> ``("a.b", <c parsed as a YAML scalar>)``."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set defaults.seed=1 or "
-                          f"--set methods.deop.options.alpha=0.5.")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc}).") from None
-    return key, value
-
-
-def _resolve_segment(container: Any, segment: str, walked: list[str | int], label: str) -> str | int:
-    if isinstance(container, list):
-        for i, item in enumerate(container):
-            if isinstance(item, dict) and item.get("name") == segment or item == segment:
-                return i
-        if segment.isdigit() and int(segment) < len(container):
-            return int(segment)
-        names = [it.get("name") if isinstance(it, dict) else it for it in container]
-        raise ConfigError(f"{label}: {format_path(tuple(walked)) or 'the suite'} has no entry named {segment!r}. "
-                          f"Known: {', '.join(map(str, names))}.")
-    return segment
-
-
-def apply_override(data: dict, key: str, value: Any, label: str) -> KeyPath:
-    """Set ``key`` (dotted, list items by name) to ``value`` in ``data``; return the resolved key path."""
-    segments = key.split(".")
-    walked: list[str | int] = []
-    node: Any = data
-    for depth, segment in enumerate(segments):
-        last = depth == len(segments) - 1
-        index = _resolve_segment(node, segment, walked, label)
-        if isinstance(node, list) and isinstance(node[index], str):
-            node[index] = {"name": node[index]}  # 'deop' shorthand -> mapping, so its keys can be set
-        if last:
-            if isinstance(node, dict | list):
-                node[index] = value
-            else:
-                raise ConfigError(f"{label}: {format_path(tuple(walked))} is {_type_name(node)}, not a mapping.")
-        else:
-            if isinstance(node, dict) and index not in node:
-                node[index] = {}
-            if not isinstance(node, dict | list):
-                raise ConfigError(f"{label}: {format_path(tuple(walked))} is {_type_name(node)}, not a mapping.")
-            node = node[index]
-        walked.append(index)
-    return tuple(walked)
 
 
 # -- loading -----------------------------------------------------------------------------------------------
@@ -265,7 +181,7 @@ def _read(path: Path) -> tuple[dict, dict[KeyPath, int]]:
         raise ConfigError(f"{path}{where}: malformed YAML: {problem}. Fix the file and run again.") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a suite file must be a mapping with at least the keys "
-                          f"{', '.join(REQUIRED_TOP)}; got {_type_name(data)}.")
+                          f"{', '.join(REQUIRED_TOP)}; got {type_name(data)}.")
     return data, lines
 
 
@@ -275,7 +191,7 @@ def _merge_include(data: dict, lines: dict, path: Path) -> tuple[dict, dict, Pat
         return data, lines, path
     where = _Where(path, lines)
     if not isinstance(include, str):
-        raise where.error(("include",), f"must be a file name, got {_type_name(include)}.")
+        raise where.error(("include",), f"must be a file name, got {type_name(include)}.")
     base_path = (path.parent / include).resolve()
     if not base_path.exists():
         raise where.error(("include",), f"the included file {base_path} does not exist.")
@@ -310,11 +226,13 @@ def load_suite(path: str | Path, profile: str | None = None, overrides: list[str
     for name, body in profiles.items():
         if not isinstance(body, dict):
             raise where.error(("profiles", name), f"a profile is a mapping of KEY: VALUE overrides, got "
-                                                  f"{_type_name(body)}.")
+                                                  f"{type_name(body)}.")
     profile = profile or data.get("default_profile") or DEFAULT_PROFILE
     if profile != DEFAULT_PROFILE and profile not in profiles:
-        known = ", ".join([DEFAULT_PROFILE, *profiles]) if profiles else DEFAULT_PROFILE
-        raise ConfigError(f"{path}: unknown profile {profile!r}. This suite's profiles: {known}.")
+        names = list(dict.fromkeys([DEFAULT_PROFILE, *profiles]))  # 'paper' may also be written out
+        close = difflib.get_close_matches(profile, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{path}: unknown profile {profile!r}.{hint} This suite's profiles: {', '.join(names)}.")
 
     data = copy.deepcopy(data)
     origin: dict[KeyPath, str] = {}

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from tabulate import tabulate
 
 from .errors import ConfigError
 from .results import uses_random_weights
+from .yaml_lines import load_yaml
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 FORMATS = ("console", "md", "latex", "csv")
@@ -44,6 +44,8 @@ class Column:
     key: str | None = None  # descriptive (unmeasured) columns such as "Passes"
     source: str | None = None  # where the paper numbers of this column come from, when not the table itself
     relative_to: str | None = None  # show metric / the same metric of this row (same benchmark and setting)
+    mean_of: tuple[str, ...] | None = None  # the mean of `metric` over these benchmarks (all measured, else "-")
+    record_key: str | None = None  # a descriptive column filled from the row's records (e.g. "names")
 
     @property
     def value_key(self) -> str:
@@ -63,6 +65,8 @@ class Row:
     method: str | None
     values: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # where this row's numbers were printed, when rows come from different places
+    tuned: str = ""  # what the published settings change per dataset (the row is marked)
 
 
 @dataclass(frozen=True)
@@ -80,13 +84,15 @@ def load_layout(name_or_path: str | Path) -> Layout:
     if not path.suffix:
         path = PAPER_DIR / f"{name_or_path}.yaml"
     if not path.exists():
-        known = sorted(p.stem for p in PAPER_DIR.glob("table*.yaml"))
+        known = sorted(p.stem for p in PAPER_DIR.glob("*.yaml"))
         raise ConfigError(f"no paper table layout {str(name_or_path)!r} (looked for {path}). Known: {', '.join(known)}.")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = load_yaml(path.read_text(encoding="utf-8"))
     try:
-        columns = tuple(Column(**c) for c in data["columns"])
+        columns = tuple(Column(**{**c, "mean_of": tuple(c["mean_of"])} if c.get("mean_of") else c)
+                        for c in data["columns"])
         rows = tuple(Row(label=r["label"], method=r.get("method"), values=dict(r.get("values") or {}),
-                         options=dict(r.get("options") or {})) for r in data["rows"])
+                         options=dict(r.get("options") or {}), source=r.get("source") or "",
+                         tuned=r.get("tuned") or "") for r in data["rows"])
         return Layout(table=data["table"], title=data.get("title", data["table"]), columns=columns, rows=rows,
                       source=data.get("source", ""))
     except (KeyError, TypeError) as exc:
@@ -154,8 +160,14 @@ def build_frames(records: list[dict], layout: Layout, paper: bool = False) -> di
             measured_any = any((row.method, c.benchmark) in by_key for c in layout.columns if c.metric)
             if not measured_any and not paper:
                 continue
-            cells = {"Method": row.label}
+            cells = {"Method": row.label + (" *" if row.tuned else "")}
             for col in layout.columns:
+                if col.record_key is not None:
+                    cells[col.header] = _record_text(row, col, by_key, paper)
+                    continue
+                if col.mean_of:
+                    cells[col.header] = _mean_text(row, col, by_key, paper)
+                    continue
                 if col.metric is None:
                     cells[col.header] = str(row.values.get(col.key, "")) if row.values.get(col.key) is not None else ""
                     continue
@@ -171,6 +183,31 @@ def build_frames(records: list[dict], layout: Layout, paper: bool = False) -> di
             table_rows.append(cells)
         frames[setting] = pd.DataFrame(table_rows, columns=["Method", *[c.header for c in layout.columns]])
     return frames
+
+
+def _record_text(row: Row, col: Column, by_key: dict, with_paper: bool) -> str:
+    """The distinct values of a record field over the row's records (e.g. the name file each cell used)."""
+    found = set()
+    for (method, _), record in by_key.items():
+        value: Any = record if method == row.method else None
+        for part in (col.record_key or "").split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            found.add(str(value))
+    ours = sorted(found)
+    text = "/".join(ours) or "-"
+    paper_value = row.values.get(col.value_key)
+    return f"{text} ({paper_value})" if with_paper and paper_value else text
+
+
+def _mean_text(row: Row, col: Column, by_key: dict, with_paper: bool) -> str:
+    """The mean of the metric over `mean_of` benchmarks, shown only when every one of them was measured."""
+    values = []
+    for bench in col.mean_of or ():
+        rec = by_key.get((row.method, bench))
+        values.append(record_value(rec, col.metric) if rec and rec.get("status", "ok") == "ok" else None)
+    measured = sum(values) / len(values) if values and all(v is not None for v in values) else None
+    return _cell_text(measured, row.values.get(col.value_key), col.metric, with_paper, "ok")
 
 
 def caption(records: list[dict], layout: Layout, paper: bool) -> str:
@@ -189,6 +226,8 @@ def caption(records: list[dict], layout: Layout, paper: bool) -> str:
     if paper:
         parts.append("Cells: ours (paper, ours - paper).")
         parts += [f"{c.header}: paper numbers from {c.source}." for c in layout.columns if c.source]
+        parts += [f"{r.label}: printed in {r.source}." for r in layout.rows if r.source]
+    parts += [f"* {r.label}: published settings chosen per dataset ({r.tuned})." for r in layout.rows if r.tuned]
     return "\n".join(parts)
 
 

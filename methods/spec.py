@@ -16,6 +16,7 @@ from typing import Any
 from harness.errors import ConfigError
 
 from .components.attention_rules import ATTENTION_RULES
+from .stages.proposal_options import proposal_config
 
 # Choices of the string options; `ps` is checked against the attention-rule table, which plugins may extend.
 # A new `kind` also needs its segmenter class in `methods.pipelines.assemble.PIPELINES`.
@@ -89,6 +90,7 @@ class MethodSpec:
                               f"(alpha of the last block first).")
         if self.cal_layers < 0:
             raise ConfigError(f"option cal_layers={self.cal_layers} must be >= 0.")
+        proposal_config(self.proposals)  # nested keys too, before any stage trains
         if self.kind == "multi-pass" and (self.ps != "none" or self.cal != "none" or self.visual_prompt != "none"):
             raise ConfigError("a multi-pass (SimBaseline) method classifies crops with plain CLIP: ps, cal and "
                               "visual_prompt must be 'none'.")

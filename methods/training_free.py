@@ -45,6 +45,14 @@ class TrainingFreePlugin:
     def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
         return self.spec(options).as_dict()
 
+    def benchmark_settings(self, options: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+        """`TrainingFreeSpec.benchmark_settings` of these options (the segmentation task checks every cell with
+        it before anything runs, and records what it returns)."""
+        try:
+            return self.spec(options).benchmark_settings(dataset)
+        except ConfigError as exc:
+            raise ConfigError(f"method {self.name!r}: {exc}") from None
+
     def preflight(self, options: Mapping[str, Any]) -> list[str]:
         """Weights that cannot be found, before anything runs."""
         from .components.dino import dino_weights_problem

@@ -14,14 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.data.name_files import FAMILIES, UPSTREAM_FILE, ClassNames, load_name_file, load_names
+from harness.errors import ConfigError, DataError
 
 from .components.last_block import ATTENTIONS, KEEP_DROP, make_rule
 from .components.queries import Decision
 from .components.sliding import SlideConfig
 from .components.text import TEMPLATE_SETS
 
-NAME_FAMILIES = ("plain", "sclip", "clearclip", "proxyclip")  # harness.data.name_files.FAMILIES
+NAME_FAMILIES = FAMILIES  # sclip, clearclip, proxyclip, plain (harness.data.name_files)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class TrainingFreeSpec:
     window_batch: int = 0  # windows per CLIP call, 0 = all windows of one size at once
     remainder: str = "crop"  # a window side that is not a multiple of the patch: cut (the repos) or pad
     # Text and decision. `names`: whose class-name file gives the queries (harness.data.name_files: "sclip",
-    # "clearclip", "proxyclip" files with synonyms and background words, or "plain" catalog names).
+    # "clearclip", "proxyclip" files with synonyms and background words, or "plain" catalog names), or the path
+    # of one's own file (".txt", one class per line, synonyms separated by ", ").
     names: str = "plain"
     templates: str = "imagenet"
     tau: float = 40.0
@@ -67,11 +69,13 @@ class TrainingFreeSpec:
 
     def __post_init__(self) -> None:
         choices = {"kind": ("training-free",), "attention": ATTENTIONS, "residual": KEEP_DROP,
-                   "ffn": KEEP_DROP, "templates": tuple(TEMPLATE_SETS), "remainder": ("crop", "pad"),
-                   "names": NAME_FAMILIES}
+                   "ffn": KEEP_DROP, "templates": tuple(TEMPLATE_SETS), "remainder": ("crop", "pad")}
         for name, options in choices.items():
             if getattr(self, name) not in options:
                 raise ConfigError(f"option {name}={getattr(self, name)!r} is not one of {', '.join(options)}.")
+        if not isinstance(self.names, str) or (self.names not in FAMILIES and not self.names.endswith(".txt")):
+            raise ConfigError(f"option names={self.names!r}: unknown names family; choose one of "
+                              f"{', '.join(FAMILIES)}, or give the path of a name file ending in .txt.")
         for name in ("short_side", "max_long_side", "pamr_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "pamr_steps" else 1):
@@ -129,6 +133,54 @@ class TrainingFreeSpec:
             return self
         return dataclasses.replace(self, **{k: coerce_option(k, v, getattr(self, k)) for k, v in overrides.items()})
 
+    def class_names(self, dataset: str | None) -> ClassNames | None:
+        """The name file of `names` for `dataset`; None (the vocabulary's own names, one query each) under
+        `names: plain`, or on a dataset no repository publishes a file for (synthetic data, MiniWorld: there the
+        catalog names are all there is; `benchmark_settings` records it)."""
+        try:
+            if dataset is not None and self.names.endswith(".txt"):
+                return load_name_file(self.names, dataset)
+            if dataset is None or self.names == "plain" or dataset not in UPSTREAM_FILE:
+                return None
+            return load_names(dataset, self.names)
+        except DataError as exc:
+            raise ConfigError(f"option names={self.names!r}: {exc}") from None
+
+    def benchmark_settings(self, dataset: str) -> dict[str, Any]:
+        """Check this spec against a benchmark's dataset and say what it runs with there (for the record).
+
+        Each a `ConfigError` naming the option, before anything runs: a background threshold on a dataset
+        without background (SCLIP issue #2), a name file that does not fit the dataset, a sliding window larger
+        than the (resized) image without padding (the window would silently become the whole image side)."""
+        from harness.registries import DATASETS
+
+        info = DATASETS.get(dataset)
+        spec = self.for_dataset(dataset)
+        for name in ("prob_thd", "area_thd"):
+            if getattr(spec, name) > 0 and not info.has_background:
+                raise ConfigError(
+                    f"option {name}={getattr(spec, name)} needs a background class, and dataset {dataset!r} has "
+                    f"none: pixels below the threshold would become class 0 ({info.class_names[0]!r}), a real "
+                    f"class here (SCLIP issue #2: near-zero mIoU). Set it only for datasets with background, "
+                    f"e.g. per_dataset: {{voc_21: {{{name}: ...}}}}.")
+        padded = spec.pad_to > 0 or getattr(spec, "pad_to_patch", False)
+        if spec.mode == "slide" and not padded and spec.crop > spec.short_side:
+            raise ConfigError(
+                f"option crop={spec.crop} is larger than the image on {dataset!r} (resized to short side "
+                f"short_side={spec.short_side}) and pad_to is 0: the window would silently shrink to the image. "
+                f"Use crop <= short_side, mode: whole, or pad_to > 0.")
+        names = spec.class_names(dataset)
+        if names is not None:
+            described = names.describe()
+        elif spec.names == "plain":
+            described = "plain (the catalog's class names)"
+        else:
+            described = f"plain (the catalog's class names: no repository publishes a name file for {dataset!r})"
+        changed = {k: getattr(spec, k) for k in self.per_dataset.get(dataset, {})}
+        return {"dataset": dataset, "names": spec.names if names is not None else "plain", "name_file": described,
+                "queries": len(names.queries) if names is not None else info.num_classes,
+                "background": info.has_background, "per_dataset": changed}
+
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["per_dataset"] = {k: dict(v) for k, v in self.per_dataset.items()}
@@ -138,7 +190,8 @@ class TrainingFreeSpec:
 
 # The SCLIP protocol (wangf3014/SCLIP @b56bd30 configs, mmseg 1.1.1): short side 336, windows 224/112, tau 40; a
 # background threshold of 0.1 on the benchmarks with a background class. Plugins that follow it share these.
-SCLIP_PROTOCOL = {"short_side": 336, "mode": "slide", "crop": 224, "stride": 112, "tau": 40.0}
+# The SCLIP family's name files (configs/cls_*.txt, the same in NACLIP) go with it.
+SCLIP_PROTOCOL = {"short_side": 336, "mode": "slide", "crop": 224, "stride": 112, "tau": 40.0, "names": "sclip"}
 BACKGROUND_THD_01 = {"voc_21": {"prob_thd": 0.1}, "pc_60": {"prob_thd": 0.1}, "coco_object": {"prob_thd": 0.1}}
 PER_DATASET_OPTIONS = frozenset({"short_side", "mode", "crop", "stride", "pad_to", "tau", "prob_thd", "area_thd"})
 

@@ -53,6 +53,7 @@ def parse_options(items: list[str]) -> dict:
     import yaml
 
     from ..errors import ConfigError
+    from ..yaml_lines import load_yaml
 
     options = {}
     for item in items:
@@ -60,7 +61,7 @@ def parse_options(items: list[str]) -> dict:
         if not sep or not key.strip():
             raise ConfigError(f"--option {item!r} must be KEY=VALUE, e.g. --option test_short_side=640.")
         try:
-            options[key.strip()] = yaml.safe_load(value)
+            options[key.strip()] = load_yaml(value)
         except yaml.YAMLError as exc:
             raise ConfigError(f"--option {item!r}: the value is not valid YAML ({exc}).") from None
     return options
@@ -82,7 +83,9 @@ def parse_patches(items: list[str] | None) -> list[tuple[int, int]] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..devices import check_device
     from ..errors import ConfigError, DataError
+    from ..paths import check_output_dir, check_weights_file
     from ..registries import TOOLS
     from ..viz.demo import MEANINGLESS_BANNER, run_demo
     from ..viz.inputs import collect_images, parse_classes
@@ -90,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     load_demo_model = TOOLS.get("demo-model")
 
     names = parse_classes(args.classes)  # bad class lists fail before anything slow
+    check_output_dir(args.out, "--out")
+    check_device(args.device)
+    if args.weights and Path(args.weights).is_file():  # a file (not a tag or 'random'): readable as weights?
+        check_weights_file(args.weights, "--weights")
     patches = parse_patches(args.patches)
     if args.max_side < 32:
         raise ConfigError(f"--max-side {args.max_side} is too small; use at least 32 (default 2048).")

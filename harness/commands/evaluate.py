@@ -41,12 +41,17 @@ def run(args: argparse.Namespace) -> int:
     from harness.data import data_root, get_info
     from harness.eval.metrics import compute_metrics
     from harness.eval.predictions import score_prediction_dir
+    from harness.paths import check_output_file
     from harness.results import new_record, write_record
 
     info = get_info(args.dataset)
     pred_dir = Path(args.pred)
     root = data_root(args.data_root)
     from_file = pred_dir.is_file() or pred_dir.suffix == ".json"
+    default_name = f"{pred_dir.resolve().parent.name}_{pred_dir.stem}.json" if from_file else \
+        f"{pred_dir.resolve().name}.json"
+    out = Path(args.out) if args.out else Path("results") / "external" / info.name / default_name
+    check_output_file(out, "--out")  # before scoring: scores are never computed and then lost
     if from_file:
         from harness.eval.prediction_files import sha256_of
         from harness.eval.sem_seg_json import score_prediction_json
@@ -56,14 +61,11 @@ def run(args: argparse.Namespace) -> int:
         spec = {"pred_file": str(pred_dir.resolve()), "sha256": sha256, "format": "detectron2 sem_seg_predictions.json",
                 "split": args.split}
         weights = {"tag": "external predictions", "file": str(pred_dir.resolve()), "sha256": sha256}
-        default_name = f"{pred_dir.resolve().parent.name}_{pred_dir.stem}.json"
     else:
         scored = score_prediction_dir(info, pred_dir, split=args.split, root=root, progress=None)
         spec, weights = {"pred_dir": str(pred_dir.resolve()), "split": args.split}, None
-        default_name = f"{pred_dir.resolve().name}.json"
     metrics = compute_metrics(scored.matrix, unseen=scored.unseen, convention=args.convention,
                               class_names=scored.class_names)
-    out = Path(args.out) if args.out else Path("results") / "external" / info.name / default_name
     extra = {"n_images": scored.n_images}
     if from_file:
         extra.update(missing_images=len(scored.missing_images), missing_image_names=list(scored.missing_images),

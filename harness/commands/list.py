@@ -43,6 +43,6 @@ def run(args: argparse.Namespace) -> int:
             for path in sorted(p for p in suites_dir.glob("*.yaml") if not p.name.startswith("_")):
                 print(f"  {path.relative_to(suites_dir.parent)}")
         else:
-            for path in sorted(PAPER_DIR.glob("table*.yaml")):
+            for path in sorted(PAPER_DIR.glob("*.yaml")):
                 print(f"  {path.stem}")
     return 0

@@ -44,9 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from harness.data import data_root, get_info
     from harness.data.prepare import prepare_dataset
     from harness.errors import DataError
+    from harness.paths import check_output_dir
 
     info = get_info(args.name)
-    out = data_root(args.out or args.data_root)
+    out = check_output_dir(data_root(args.out or args.data_root), "--out")
     if args.synthetic:
         from harness.data.synthetic import write_synthetic_raw
 

@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..check import build_reference
+    from ..paths import check_output_file
 
+    check_output_file(args.out, "--out")
     text = build_reference(args.results, [m for m in args.metrics.split(",") if m], args.tolerance, args.direction,
                            args.ratio, args.name or Path(args.out).stem, args.description)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -44,14 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import RunContext
+    from ..devices import check_device
     from ..errors import ConfigError, RecordError
+    from ..paths import check_input_dir, check_output_dir, check_weights_file
     from ..runner import check_plan, plan, run_suite
     from ..suite import load_suite
     from .table import print_table
 
     suite = load_suite(args.suite, profile=args.profile, overrides=args.overrides)
+    check_device(args.device)
     if args.weights:
-        weights = str(Path(args.weights).resolve())
+        weights = str(check_weights_file(args.weights, "--weights").resolve())
         extra = [f"settings.{s.name}.method_options.clip_weights={weights}" for s in suite.settings]
         suite = load_suite(args.suite, profile=args.profile, overrides=[*args.overrides, *extra])
     threads = args.threads if args.threads is not None else suite.threads
@@ -65,7 +68,12 @@ def run(args: argparse.Namespace) -> int:
         from ..train import distributed
 
         distributed.init_from_env(args.device)
-    out = Path(args.out or Path("runs") / suite.name / suite.profile)
+    out = check_output_dir(args.out or Path("runs") / suite.name / suite.profile, "--out")
+    data_root = args.data_root or os.environ.get("HARNESS_DATA")
+    if data_root:
+        check_input_dir(data_root, "--data-root" if args.data_root else "$HARNESS_DATA")
+    cache_dir = check_output_dir(args.cache_dir or os.environ.get("HARNESS_CACHE", "cache"),
+                                 "--cache-dir" if args.cache_dir else "the stage cache ($HARNESS_CACHE or ./cache)")
     if args.dry_run:
         cells = plan(suite, args.only)
         check_plan(cells)
@@ -80,10 +88,9 @@ def run(args: argparse.Namespace) -> int:
         probe.unlink()
     except OSError as exc:
         raise RecordError(f"the output directory {out} is not writable ({exc.strerror}). Pass a writable --out.") from None
-    data_root = args.data_root or os.environ.get("HARNESS_DATA")
     ctx = RunContext(
         out_dir=out,
-        cache_dir=Path(args.cache_dir or os.environ.get("HARNESS_CACHE", "cache")),
+        cache_dir=cache_dir,
         data_root=Path(data_root) if data_root else None,
         device=args.device,
         progress=not args.no_progress,

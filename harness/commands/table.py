@@ -19,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paper", action="store_true", help="put the paper's numbers beside ours")
     parser.add_argument("--output", default=None, help="write the table to this file instead of stdout")
     parser.add_argument("--plot", default=None, metavar="FILE",
-                        help="also write FPS against hIoU per method to FILE (.png/.pdf/.svg)")
+                        help="also write FPS against hIoU (see --plot-metric) per method to FILE (.png/.pdf/.svg)")
+    parser.add_argument("--plot-metric", default="hiou", choices=("hiou", "miou", "miou_seen", "miou_unseen", "pacc"),
+                        help="the accuracy axis of --plot (default hiou; miou for the training-free family)")
 
 
 def print_table(directory: Path, layout_name: str | None, fmt: str, paper: bool, output: str | None = None) -> None:
@@ -42,6 +44,14 @@ def print_table(directory: Path, layout_name: str | None, fmt: str, paper: bool,
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..paths import check_output_file
+
+    if args.output:
+        check_output_file(args.output, "--output")
+    if args.plot:
+        from ..viz.plots import PLOT_FORMATS
+
+        check_output_file(args.plot, "--plot", PLOT_FORMATS)
     source = Path(args.source)
     layout = args.layout
     if source.is_file() or source.suffix in (".yaml", ".yml"):
@@ -55,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
         from ..results import load_records
         from ..viz.plots import speed_accuracy_plot
 
-        points = speed_accuracy_plot(load_records(source), args.plot)
+        points = speed_accuracy_plot(load_records(source), args.plot, y=args.plot_metric)
         print(f"wrote {args.plot} ({len(points)} points)")
     return 0

@@ -16,7 +16,14 @@ from harness.registries import DATASETS
 
 from .class_names.ade20k import ADE_150_NAMES, ADE_847_NAMES
 from .class_names.coco_stuff import COCO_STUFF_CATEGORIES, COCO_STUFF_UNSEEN_RAW
-from .class_names.miniworld import MINIWORLD_NAMES, MINIWORLD_RAW, MINIWORLD_UNSEEN
+from .class_names.miniworld import (
+    MINIWORLD_BG_NAMES,
+    MINIWORLD_BG_RAW,
+    MINIWORLD_BG_STUFF_RAW,
+    MINIWORLD_NAMES,
+    MINIWORLD_RAW,
+    MINIWORLD_UNSEEN,
+)
 from .class_names.pascal import PC_59_NAMES, PC_459_NAMES, VOC_20_NAMES, VOC_20_UNSEEN
 from .class_names.synthetic import (
     SYNTHETIC_ADE_NAMES,
@@ -271,6 +278,25 @@ MINIWORLD = DatasetInfo(
            "prepared by the real converter)",
 )
 
+# MiniWorld with background (issue 15): the same drawn scenes, converted as COCO-Object is (stuff -> class 0
+# "background"), so the training-free family's background query and prob_thd run with real signal on a CPU.
+# Evaluation only (a val split); its appearances draw the stuff textures as the background.
+MINIWORLD_BG = DatasetInfo(
+    name="miniworld_bg",
+    title="MiniWorld-BG (MiniWorld's things + background = its 8 stuff classes; COCO-Object's conversion)",
+    class_names=MINIWORLD_BG_NAMES,
+    raw_ids=MINIWORLD_BG_RAW,
+    background_raw_ids=MINIWORLD_BG_STUFF_RAW,
+    raw_format="coco_stuff",
+    layout=Layout(val=SplitLayout("miniworld_bg/val2017", "miniworld_bg/objectmaps_detectron2/val2017")),
+    test_short_side=64,
+    test_max_size=160,
+    has_background=True,
+    synthetic=True,
+    appearances="harness.data.miniworld.world:APPEARANCES_BG",  # MiniWorld's looks, stuff drawn as class 0
+    source="harness.data.miniworld (MiniWorld's scenes; stuff -> background as COCO-Object's cvt_coco_object.py)",
+)
+
 _ENTRIES: dict[str, str] = {
     "coco_stuff_171": "COCO_STUFF_171",
     "voc_20": "VOC_20",
@@ -287,6 +313,7 @@ _ENTRIES: dict[str, str] = {
     "synthetic_pc": "SYNTHETIC_PC",
     "synthetic_ade": "SYNTHETIC_ADE",
     "miniworld": "MINIWORLD",
+    "miniworld_bg": "MINIWORLD_BG",
 }
 for _name, _attr in _ENTRIES.items():
     DATASETS.register(_name, f"harness.data.catalog:{_attr}")

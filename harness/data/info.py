@@ -149,10 +149,13 @@ def _reject_duplicates(dataset: str, names: tuple[str, ...]) -> None:
     exact = sorted(n for n, c in Counter(names).items() if c > 1)
     # prompts use name.strip(), so "window" and "window " would collide as text classes
     stripped = sorted(n for n, c in Counter(n.strip() for n in names).items() if c > 1)
-    if exact or stripped:
-        dup = exact or stripped
+    # the tokenizer lowercases, so "Car" and "car" would also be one text class
+    folded = sorted(n for n, c in Counter(n.strip().casefold() for n in names).items() if c > 1)
+    if exact or stripped or folded:
+        dup = exact or stripped or [n for n in names if n.strip().casefold() in folded]
         raise DataError(
-            f"dataset {dataset!r}: duplicate class names {dup} (after stripping spaces where noted); "
+            f"dataset {dataset!r}: duplicate class names {dup} (compared without edge spaces and case: the "
+            f"tokenizer lowercases); "
             f"every class needs a distinct name, or two classes would share one text embedding. "
             f"Rename or remove the duplicates."
         )

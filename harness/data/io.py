@@ -32,8 +32,8 @@ def read_image(path: str | Path) -> np.ndarray:
         ) from None
 
 
-def read_label(path: str | Path) -> np.ndarray:
-    """The label map as stored (uint8 or uint16 HxW)."""
+def read_label(path: str | Path, remedy: str = "replace it and re-run prepare") -> np.ndarray:
+    """The label map as stored (uint8 or uint16 HxW); ``remedy`` ends the message of an unreadable file."""
     try:
         with Image.open(path) as im:
             if im.mode not in ("L", "P", "I;16", "I;16B", "I;16L", "I", "1"):
@@ -45,7 +45,7 @@ def read_label(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"label map {path} does not exist. Re-run the prepare command for its dataset.") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"label map {path} cannot be read ({exc}); replace it and re-run prepare.") from None
+        raise DataError(f"label map {path} cannot be read ({exc}); {remedy}.") from None
     if arr.ndim != 2:
         raise DataError(f"label map {path} has shape {arr.shape}; expected a 2-D map.")
     return arr

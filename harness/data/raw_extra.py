@@ -23,7 +23,7 @@ from pathlib import Path
 from harness.errors import DataError
 
 from .layout import MAX_NAMED
-from .prepare import RawPair, _find_list, _listed_pairs
+from .raw_pairs import RawPair, _find_list, _listed_pairs
 
 CITYSCAPES_IMAGE_SUFFIX = "_leftImg8bit.png"
 CITYSCAPES_LABEL_SUFFIX = "_gtFine_labelIds.png"

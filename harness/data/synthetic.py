@@ -129,6 +129,9 @@ class Appearances:
 
     textures: Mapping[str, Texture]
     shapes: Mapping[str, Shape]
+    # textures drawn as class 0 "background" (a dataset with `background_raw_ids`, in the same order: MiniWorld-BG
+    # draws MiniWorld's stuff and labels it as COCO-Object labels COCO's stuff)
+    background: tuple[str, ...] = ()
 
 
 SHARED = Appearances(TEXTURES, SHAPES)
@@ -279,9 +282,14 @@ COCO_UNUSED_RAW = 11  # COCO category id 12 does not exist in COCO-Stuff's 171 c
 def scene_spec(info: DatasetInfo) -> SceneSpec:
     """The scene vocabulary of a synthetic dataset, in its raw format's numbering, drawn with its looks."""
     looks = appearances_of(info)
-    stuff = tuple((n, r) for n, r in zip(info.class_names, info.raw_ids) if n in looks.textures)
+    if len(looks.background) not in (0, len(info.background_raw_ids)):
+        raise DataError(f"synthetic dataset {info.name!r}: {len(looks.background)} background textures for "
+                        f"{len(info.background_raw_ids)} background raw ids.")
+    background = tuple(zip(looks.background, info.background_raw_ids))
+    stuff = tuple((n, r) for n, r in zip(info.class_names, info.raw_ids) if n in looks.textures) + background
     things = tuple((n, r) for n, r in zip(info.class_names, info.raw_ids) if n in looks.shapes)
-    unknown = [n for n in info.class_names if n not in looks.textures and n not in looks.shapes]
+    drawn = set(looks.textures) | set(looks.shapes) | ({"background"} if background else set())
+    unknown = [n for n in info.class_names if n not in drawn]
     if unknown:
         raise DataError(f"synthetic dataset {info.name!r}: no appearance defined for classes {unknown}.")
     fmt = info.raw_format
@@ -322,7 +330,8 @@ def write_synthetic_raw(format: str, root: str | Path, n_train: int = 8, n_val: 
             counter += 1
             width = size + int(rng.integers(0, size // 2 + 1))
             image, label = render_scene(spec, size, width, rng)
-            writer.add(split, counter, image, label)
+            if info.layout.split(split) is not None:  # drawn either way: later scenes stay those of the seed
+                writer.add(split, counter, image, label)
     if format == "voc_aug":  # JPEGImages holds more images than the lists name, as the real one does
         counter += 1
         image, _ = render_scene(spec, size, size, rng)
@@ -346,6 +355,7 @@ def ensure_synthetic(name: str, root: str | Path | None = None, *, n_train: int 
     from .io import file_lock
     from .layout import data_root, verify_prepared
     from .prepare import prepare_dataset
+    from .synthetic_params import reconcile_params
 
     info: DatasetInfo = DATASETS.get(name)
     if not info.synthetic:
@@ -353,6 +363,7 @@ def ensure_synthetic(name: str, root: str | Path | None = None, *, n_train: int 
     root = data_root(root)
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / f".{name}.lock"):
+        reconcile_params(info, root, {"n_train": n_train, "n_val": n_val, "size": size, "seed": seed})
         try:
             verify_prepared(info, root)
             return root

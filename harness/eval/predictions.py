@@ -60,7 +60,7 @@ def score_prediction_dir(info: DatasetInfo, pred_dir: str | Path, split: str = "
     out_of_range: list[str] = []
     for s in tqdm(samples, desc=f"evaluate {info.name}/{split}", unit="img", disable=None if progress is None else not progress):
         pred_path = pred_dir / f"{s.stem}.png"
-        pred = read_label(pred_path)
+        pred = read_label(pred_path, remedy="write it again as a single-channel PNG of train ids")
         gt = read_label(s.label)
         if pred.shape != gt.shape:
             wrong_size.append(f"{pred_path.name} ({pred.shape[0]}x{pred.shape[1]}, ground truth "

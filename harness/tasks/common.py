@@ -30,10 +30,11 @@ def method_plugin(name: str) -> SegmentationMethod:
 
 def vocabulary(info, zero_shot: bool) -> Vocabulary:
     """The query vocabulary of a benchmark on dataset ``info``: its class names; the seen flags on zero-shot
-    benchmarks; a class literally named "background" as the background index."""
+    benchmarks; class 0 as the background on datasets that score one (``info.has_background``: VOC-21, PC-60,
+    COCO-Object)."""
     names = tuple(info.class_names)
     seen = tuple(i in set(info.seen) for i in range(len(names))) if zero_shot else None
-    background = names.index("background") if "background" in names else None
+    background = 0 if info.has_background else None
     return Vocabulary(names=names, dataset=info.name, seen=seen, background=background)
 
 
@@ -52,6 +53,8 @@ def train_for_evaluation(cell: Cell, ctx: RunContext, opts: dict[str, Any]) -> E
 
     The split is opened before training so that missing data fails before minutes of training."""
     from ..data import get_info, open_dataset
+    from ..data.fingerprint import split_fingerprint
+    from ..train.stages import keyed_by_data
 
     info = get_info(cell.benchmark.dataset)
     for name in dict.fromkeys([opts["train_dataset"], info.name]):
@@ -60,7 +63,12 @@ def train_for_evaluation(cell: Cell, ctx: RunContext, opts: dict[str, Any]) -> E
     env = MethodEnv(train_dataset=opts["train_dataset"], data_root=ctx.data_root, cache_dir=ctx.cache_dir,
                     device=ctx.device, seed=opts["seed"], schedules=opts["train"], progress=ctx.progress,
                     log=ctx.log)
-    fitted = method_plugin(cell.row.method).fit(cell.method_options, env)
+    train_info = get_info(opts["train_dataset"])
+    # An evaluation-only dataset (MiniWorld-BG, the val-only real sets) has no training data to key stages by; a
+    # method that trains on it fails on the missing split itself, a training-free one needs none.
+    fingerprint = split_fingerprint(train_info, "train", ctx.data_root) if train_info.layout.train else None
+    with keyed_by_data(fingerprint):
+        fitted = method_plugin(cell.row.method).fit(cell.method_options, env)  # stages keyed by the data
     n = len(dataset) if opts["max_images"] is None else min(len(dataset), opts["max_images"])
     zero_shot = opts["train_dataset"] == info.name and info.zero_shot
     return Evaluation(info=info, dataset=dataset, fitted=fitted, n_images=n, zero_shot=zero_shot)

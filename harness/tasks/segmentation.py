@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import Cell, CellResult, RunContext
+from ..api import Cell, CellResult, CellSkipped, RunContext
 from ..errors import ConfigError
 from ..registries import DATASETS
+from ..train.settings import check_train_settings
 from .common import count_summary, method_plugin, train_for_evaluation, vocabulary
 
 OPTIONS: dict[str, type | tuple[type, ...]] = {
@@ -30,7 +31,6 @@ OPTIONS: dict[str, type | tuple[type, ...]] = {
     "train": dict, "synthetic": dict,
 }
 SYNTHETIC_KEYS = {"n_train", "n_val", "size", "seed"}
-STAGES = ("prompts", "proposals", "head")
 
 
 def _options(cell: Cell) -> dict[str, Any]:
@@ -41,9 +41,7 @@ def _options(cell: Cell) -> dict[str, Any]:
     for key, kind in OPTIONS.items():
         if key in opts and not isinstance(opts[key], kind):
             raise ConfigError(f"option {key}={opts[key]!r} has the wrong type for task 'segmentation'.")
-    bad_stages = sorted(set(opts.get("train", {})) - set(STAGES))
-    if bad_stages:
-        raise ConfigError(f"train: unknown stage(s) {bad_stages}; stages are {', '.join(STAGES)}.")
+    check_train_settings(opts.get("train", {}))
     bad_synth = sorted(set(opts.get("synthetic", {})) - SYNTHETIC_KEYS)
     if bad_synth:
         raise ConfigError(f"synthetic: unknown key(s) {bad_synth}; known: {', '.join(sorted(SYNTHETIC_KEYS))}.")
@@ -58,6 +56,29 @@ def _options(cell: Cell) -> dict[str, Any]:
     return {"seed": 0, "split": "val", "max_images": None, "convention": "d2-v0.6", "train": {}, "synthetic": {},
             **opts,
             "train_dataset": train_dataset}
+
+
+def benchmark_settings(cell: Cell) -> dict[str, Any] | None:
+    """What the cell's method runs with on the benchmark's dataset (name file, per-dataset settings), from a
+    plugin that has ``benchmark_settings(options, dataset)``; its `ConfigError` (e.g. a background threshold on a
+    dataset without background) stops the run before anything starts. None for plugins without it."""
+    plugin = method_plugin(cell.row.method)
+    if not hasattr(plugin, "benchmark_settings"):
+        return None
+    return dict(plugin.benchmark_settings(cell.method_options, cell.benchmark.dataset))
+
+
+def _skip_without_background_rule(cell: Cell) -> None:
+    """A benchmark with a background class (VOC-21, PC-60, COCO-Object) scores it; a method without a background
+    decision (no `benchmark_settings`, e.g. DeOP, trained without a background class) is not meant for it: the
+    cell is recorded as not run, with why, instead of training for a meaningless number."""
+    from ..data import get_info
+
+    if get_info(cell.benchmark.dataset).has_background and not hasattr(method_plugin(cell.row.method),
+                                                                        "benchmark_settings"):
+        raise CellSkipped(f"method {cell.row.method!r} has no background decision (a background query and "
+                          f"prob_thd); {cell.benchmark.dataset!r} has a background class. The training-free "
+                          f"family's with-background benchmarks are for methods that have one.")
 
 
 def preflight_problems(cell: Cell, ctx: RunContext) -> list[str]:
@@ -86,6 +107,7 @@ class SegmentationTask:
 
     def check(self, cell: Cell) -> None:
         _options(cell)
+        benchmark_settings(cell)
 
     def preflight(self, cell: Cell, ctx: RunContext) -> list[str]:
         return preflight_problems(cell, ctx)
@@ -98,6 +120,7 @@ class SegmentationTask:
         from ..train import distributed as dist_utils
 
         opts = _options(cell)
+        _skip_without_background_rule(cell)
         evaluation = train_for_evaluation(cell, ctx, opts)
         info, dataset, fitted, n = evaluation.info, evaluation.dataset, evaluation.fitted, evaluation.n_images
         segmenter = fitted.segmenter
@@ -125,6 +148,9 @@ class SegmentationTask:
                                   class_names=names)
         extra = {"eval_images": n, "eval_split": opts["split"], "train_dataset": opts["train_dataset"],
                  "stages": fitted.stages, "world_size": dist_utils.world_size()}
+        settings = benchmark_settings(cell)
+        if settings is not None:
+            extra["benchmark_settings"] = settings
         extra.update(count_summary(counts, "_per_image_mean"))  # e.g. SimBaseline's crops_per_image_mean
         if writer is not None:
             extra["predictions"] = writer.close()

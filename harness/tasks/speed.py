@@ -30,10 +30,10 @@ import math
 import statistics
 from typing import Any
 
-from ..api import Cell, CellResult, CellSkipped, MethodEnv, RunContext, TimingPrep, Vocabulary
+from ..api import Cell, CellResult, CellSkipped, MethodEnv, RunContext, TimingPrep
 from ..errors import ConfigError
 from ..registries import DATASETS
-from .common import method_plugin
+from .common import method_plugin, vocabulary
 
 DEFAULTS: dict[str, Any] = {
     "images": 2, "image_sizes": [[480, 640], [427, 640]], "classes": "coco_stuff_171", "warmup": 0, "repeats": 3,
@@ -114,7 +114,7 @@ class SpeedTask:
         prepared = segmenter.prepare_for_timing(TimingPrep(channels_last=opts["channels_last"],
                                                            compile=opts["compile"], precision=opts["precision"]))
         info = get_info(opts["classes"])
-        vocab = Vocabulary(names=tuple(info.class_names), dataset=info.name)  # no seen flags: as cross-dataset
+        vocab = vocabulary(info, zero_shot=False)  # no seen flags (as cross-dataset); the background, if any
         images, source = load_images(opts, ctx.data_root)
         images = [im.to(device) for im in images]  # preloaded: no decoding or copies inside the timer
         b = opts["batch_size"]  # 1: latency mode; > 1: throughput mode (images cycled to fill the batches)

@@ -54,6 +54,18 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def load_stage_file(path: Path) -> Any:
+    """A stage's result file (``final.pt``), or an error that names it and says how to repair the cache."""
+    from ..errors import WeightsError
+
+    try:
+        return torch.load(path, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - truncated, foreign or missing: the same repair
+        raise WeightsError(f"the cached stage file {path} cannot be read ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}). Delete {path.parent} and re-run: "
+                           f"the stage is rebuilt.") from None
+
+
 def save_checkpoint(path: Path, module: nn.Module, optimizer, scaler, step: int, history: list, config: dict) -> None:
     atomic_torch_save({
         "step": step,

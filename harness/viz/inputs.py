@@ -7,8 +7,10 @@ built, since a duplicated name would split its pixels between two identical text
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,9 @@ from ..errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 ORIENTATION_TAG = 0x0112
+# Larger images are refused (decoded at full size a PNG of this many pixels takes 900 MB); smaller ones are read and
+# shrunk to --max-side (a JPEG is decoded at a reduced scale directly). Pillow's own limit, 89 MP, refuses 100 MP.
+MAX_PIXELS = 300_000_000
 MIN_SIDE = 4  # below this a ViT patch grid of the resized image is degenerate
 
 
@@ -58,11 +63,22 @@ def collect_images(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
     return [Path(p) for p in unique], notes
 
 
+@contextlib.contextmanager
+def _pixel_limit(limit: int) -> Iterator[None]:
+    """Pillow's decompression-bomb limit (89 MP by default) raised to ``limit`` for one read."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit  # Pillow warns above it (an error here) and refuses above twice it
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
 def read_image(path: Path, max_side: int) -> LoadedImage:
     """Read ``path`` as RGB (EXIF orientation applied, alpha dropped, first frame of an animation), shrunk so
     that its longer side is at most ``max_side``. Raises `DataError` naming the file when it cannot be used."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pixel_limit(MAX_PIXELS):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 rotated = img.getexif().get(ORIENTATION_TAG) in (5, 6, 7, 8)  # EXIF transposes swap sides
@@ -74,7 +90,10 @@ def read_image(path: Path, max_side: int) -> LoadedImage:
                 if max(img.size) > max_side:
                     img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
                 pixels = np.asarray(img, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{path} has more than {MAX_PIXELS // 1_000_000} megapixels, more than the demo decodes; "
+                        f"shrink it first (images up to that size are shrunk to --max-side).") from None
+    except UnidentifiedImageError as exc:
         raise DataError(f"{path} is not an image the demo can read ({type(exc).__name__}: {exc}).") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"{path} cannot be read as an image ({type(exc).__name__}: {exc}).") from None

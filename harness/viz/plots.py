@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
 from ..errors import RecordError
@@ -21,6 +22,9 @@ from ..results import uses_random_weights
 from ..tables import METRIC_LABELS, record_value
 from .figures import WARNING_COLOUR, save
 from .palette import class_colour
+
+# The file formats matplotlib writes without extra packages (checked before any record is read).
+PLOT_FORMATS = tuple(f".{ext}" for ext in sorted(FigureCanvasBase.get_supported_filetypes()))
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 

@@ -10,6 +10,7 @@ where the benchmark has a background class. `predict` returns (K, H0, W0) scores
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,20 +74,17 @@ class DenseSegmenter(nn.Module):
                 done["compiled"].append("dino")
         return done
 
-    def queries(self, vocab: Vocabulary, names: str) -> QuerySet:
-        """The text queries: the vocabulary's class names ("plain"), or the name file of a repository family for
-        the benchmark's dataset (synonyms and background words, `harness.data.name_files`); the vocabulary's
-        background class, if the benchmark has one."""
-        if names == "plain":
+    def queries(self, vocab: Vocabulary, names: str | None = None) -> QuerySet:
+        """The text queries: the name file of `names` (default: the spec's) for the vocabulary's dataset, each
+        synonym and background word its own query mapped to its class (`harness.data.name_files`); or the
+        vocabulary's class names, one query each, under "plain", for a free class list (the demo's --classes)
+        and on datasets no repository has a file for. The vocabulary's background class, if it has one."""
+        spec = self.spec if names is None else dataclasses.replace(self.spec, names=names)
+        loaded = spec.class_names(vocab.dataset)
+        if loaded is None:
             return QuerySet.plain(vocab.names, background=vocab.background)
-        if vocab.dataset is None:
-            raise ConfigError(f"names: {names} reads a repository's name file for a catalog dataset; a free class "
-                              "list (the demo's --classes) is queried as given: use names: plain.")
-        from harness.data.name_files import load_names
-
-        loaded = load_names(vocab.dataset, names)
         if loaded.num_classes != len(vocab.names):
-            raise ConfigError(f"the {names} name file of {vocab.dataset} has {loaded.num_classes} classes, the "
+            raise ConfigError(f"the {spec.names} name file of {vocab.dataset} has {loaded.num_classes} classes, the "
                               f"benchmark asks for {len(vocab.names)}.")
         return QuerySet(loaded.queries, loaded.query_class, loaded.num_classes, background=vocab.background)
 

@@ -7,7 +7,8 @@ from ..training_free import TrainingFreePlugin
 PROXYCLIP = TrainingFreePlugin(
     "proxyclip", "ProxyCLIP (ECCV'24): attention from DINO ViT-B/8 features (beta 1.2, gamma 3), residual/FFN dropped",
     source="mc-lan/ProxyCLIP @e7b767f: open_clip/transformer.py, proxyclip_segmentor.py, configs/cfg_*.py",
-    attention="proxy", beta=1.2, gamma=3.0, residual="drop", ffn="drop", short_side=336, mode="slide", crop=336,
+    attention="proxy", beta=1.2, gamma=3.0, residual="drop", ffn="drop", names="proxyclip",
+    short_side=336, mode="slide", crop=336,
     stride=112, pad_to=56, tau=40.0, dino_arch="vit_base_patch8_224", dino_weights="dino",
     per_dataset={"voc_21": {"prob_thd": 0.2}, "pc_60": {"prob_thd": 0.15}, "coco_object": {"prob_thd": 0.25},
                  "ade_150": {"short_side": 448}, "pc_459": {"short_side": 448}, "ade_847": {"short_side": 448},

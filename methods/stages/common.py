@@ -14,6 +14,7 @@ from harness.data.info import TrainSettings
 from harness.data.transforms import train_transform
 from harness.errors import ConfigError
 from harness.train.loop import TrainConfig
+from harness.train.settings import check_stage_settings
 
 # Schedule keys a suite may override per stage (beyond TrainConfig's own fields).
 STAGE_EXTRA_KEYS = {"crop", "min_sizes", "max_size", "max_images"}
@@ -31,11 +32,8 @@ def stage_schedule(official: TrainConfig, overrides: Mapping[str, Any] | None, s
                    seed: int) -> tuple[TrainConfig, dict[str, Any]]:
     """The official recipe of ``stage`` with the suite's overrides: (TrainConfig, extra settings)."""
     overrides = dict(overrides or {})
+    check_stage_settings(stage, overrides)  # types and ranges (also checked when the suite is validated)
     names = {f.name for f in fields(TrainConfig)}
-    unknown = set(overrides) - names - STAGE_EXTRA_KEYS
-    if unknown:
-        raise ConfigError(f"train.{stage}: unknown setting(s) {sorted(unknown)}; known: "
-                          f"{', '.join(sorted(names | STAGE_EXTRA_KEYS))}.")
     cfg_values = {k: v for k, v in overrides.items() if k in names}
     if "lr_multipliers" in cfg_values:
         cfg_values["lr_multipliers"] = tuple(tuple(x) for x in dict(cfg_values["lr_multipliers"]).items())

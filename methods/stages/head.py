@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from harness.data import get_info
-from harness.train.checkpoint import trainable_state
+from harness.train.checkpoint import atomic_torch_save, load_stage_file, trainable_state
 from harness.train.loop import TrainConfig, train
 
 from .common import augmented_training_set, resolve_device, segmentation_batches, stage_schedule
@@ -36,10 +34,10 @@ def train_head(segmenter, env, directory: Path, schedule: dict) -> dict:
         return (*batches(step, rank, world), names)  # the head classifies against the training class names
 
     result = train(segmenter, batch_fn, cfg, directory, device, desc="stage 3: head", progress=env.progress)
-    torch.save(trainable_state(segmenter), directory / "final.pt")
+    atomic_torch_save(trainable_state(segmenter), directory / "final.pt")
     return {"steps": result.steps, "final_losses": result.final_losses, "schedule": cfg.as_dict(),
             "trainable": segmenter.trainable_parameters()}
 
 
 def load_head(segmenter, directory: Path) -> None:
-    segmenter.load_state_dict(torch.load(directory / "final.pt", map_location="cpu"), strict=False)
+    segmenter.load_state_dict(load_stage_file(directory / "final.pt"), strict=False)

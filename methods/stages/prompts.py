@@ -22,6 +22,8 @@ from torch import nn
 
 from harness.data import get_info, open_dataset
 from harness.errors import DataError
+from harness.results import atomic_write_text
+from harness.train.checkpoint import atomic_torch_save, load_stage_file
 from harness.train.loop import TrainConfig, train
 
 from ..components.clip_dense import CLIP_MEAN_255, CLIP_STD_255
@@ -42,7 +44,7 @@ def class_presence(dataset, cache_file: Path) -> list[tuple[int, int]]:
         for c in torch.unique(label).tolist():
             if c != dataset.ignore_index:
                 pairs.append((i, int(c)))
-    cache_file.write_text(json.dumps(pairs))
+    atomic_write_text(cache_file, json.dumps(pairs))
     return pairs
 
 
@@ -132,12 +134,12 @@ def train_prompts(dense, text, env, directory: Path, schedule: dict, fill: str) 
 
     module = PromptLearning(dense, text, dataset.class_names).to(device)
     result = train(module, batch_fn, cfg, directory, device, desc="stage 1: text prompts", progress=env.progress)
-    torch.save({"ctx": text.ctx.detach().cpu()}, directory / "final.pt")
+    atomic_torch_save({"ctx": text.ctx.detach().cpu()}, directory / "final.pt")
     return {"steps": result.steps, "final_losses": result.final_losses, "classes": len(classes),
             "samples": len(pairs), "schedule": cfg.as_dict()}
 
 
 def load_prompts(text, directory: Path) -> None:
-    state = torch.load(directory / "final.pt", map_location="cpu")
+    state = load_stage_file(directory / "final.pt")
     with torch.no_grad():
         text.ctx.copy_(state["ctx"].to(text.ctx.device))

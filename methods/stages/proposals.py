@@ -13,17 +13,18 @@ import torch
 from torch import nn
 
 from harness.data import get_info
+from harness.train.checkpoint import atomic_torch_save, load_stage_file
 from harness.train.loop import TrainConfig, train
 
 from ..components.proposals import (
     MaskFormer,
-    MaskFormerConfig,
     SetCriterion,
     normalise_images,
     pad_to_divisible,
     targets_from_semantic,
 )
 from .common import augmented_training_set, resolve_device, segmentation_batches, stage_schedule
+from .proposal_options import proposal_config
 
 OFFICIAL = TrainConfig(iters=60000, batch_size=32, lr=1e-4, weight_decay=1e-4, optimizer="adamw",
                        schedule="poly", power=0.9, clip_grad_norm=0.01, lr_multipliers=(("backbone", 0.1),),
@@ -51,9 +52,7 @@ class ProposalTraining(nn.Module):
 
 
 def build_maskformer(spec, embed_dim: int) -> MaskFormer:
-    overrides = dict(spec.proposals)
-    preset = overrides.pop("preset", None)
-    cfg = MaskFormerConfig.smoke(**overrides) if preset == "smoke" else MaskFormerConfig(**overrides)
+    cfg = proposal_config(spec.proposals)
     if cfg.embed_dim != embed_dim:  # the class embedding lives in CLIP's joint space
         from dataclasses import replace
 
@@ -70,10 +69,10 @@ def train_proposals(model: MaskFormer, text_embeddings: torch.Tensor, env, direc
 
     module = ProposalTraining(model, text_embeddings, info.ignore_index).to(device)
     result = train(module, batch_fn, cfg, directory, device, desc="stage 2: proposals", progress=env.progress)
-    torch.save(model.state_dict(), directory / "final.pt")
+    atomic_torch_save(model.state_dict(), directory / "final.pt")
     return {"steps": result.steps, "final_losses": result.final_losses, "schedule": cfg.as_dict(),
             "maskformer": {k: v for k, v in vars(model.cfg).items()}, "backbone_init": model.weights_info}
 
 
 def load_proposals(model: MaskFormer, directory: Path) -> None:
-    model.load_state_dict(torch.load(directory / "final.pt", map_location="cpu"))
+    model.load_state_dict(load_stage_file(directory / "final.pt"))

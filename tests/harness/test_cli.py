@@ -45,7 +45,7 @@ def test_bad_input_is_one_paragraph_and_exit_2(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert main(["run", str(suite), "--out", str(blocker / "sub")]) == 2
-    assert "is not writable" in capsys.readouterr().err
+    assert "is a file, not a folder" in capsys.readouterr().err  # checked before anything runs
     assert main(["check", str(tmp_path), "--against", str(tmp_path / "missing.yaml")]) == 2
 
 

@@ -80,3 +80,16 @@ def test_harness_uses_only_the_segmenter_contract():
     found = [v for path in files
              for v in violations(path.read_text(encoding="utf-8"), str(path.relative_to(HARNESS.parent)))]
     assert found == [], "harness touches segmenter attributes outside harness.api.Segmenter:\n" + "\n".join(found)
+
+
+def test_a_benchmarks_vocabulary():
+    from harness.data import get_info
+    from harness.tasks.common import vocabulary
+
+    coco = get_info("synthetic_coco")
+    vocab = vocabulary(coco, zero_shot=True)
+    assert vocab.names == tuple(coco.class_names) and vocab.dataset == "synthetic_coco" and vocab.background is None
+    assert [i for i, s in enumerate(vocab.seen) if s] == sorted(coco.seen) and len(coco.unseen) > 0
+    assert vocabulary(coco, zero_shot=False).seen is None  # cross-dataset: every class counts as unseen
+    voc21 = get_info("voc_21")
+    assert voc21.has_background and vocabulary(voc21, zero_shot=False).background == 0

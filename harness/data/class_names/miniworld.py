@@ -24,3 +24,11 @@ MINIWORLD_RAW: tuple[int, ...] = (
 )
 # yellow triangle, cyan diamond, green disc (things); grass, road (stuff)
 MINIWORLD_UNSEEN: tuple[int, ...] = (2, 6, 9, 12, 19)
+
+# MiniWorld-BG ("with background", COCO-Object's conversion of the same COCO-Stuff-format files): the eight stuff
+# classes merge into class 0 "background" (as COCO-Object merges COCO's stuff), the things keep their names. The
+# training-free family queries the background with the stuff words (MINIWORLD_BG_WORDS, as the SCLIP family's
+# VOC-21 file lists sky, wall, grass, ...) and a probability threshold.
+MINIWORLD_BG_NAMES: tuple[str, ...] = ("background", *MINIWORLD_THINGS)
+MINIWORLD_BG_RAW: tuple[int, ...] = (255, *MINIWORLD_RAW[:len(MINIWORLD_THINGS)])  # unlabeled -> background
+MINIWORLD_BG_STUFF_RAW: tuple[int, ...] = MINIWORLD_RAW[len(MINIWORLD_THINGS):]

@@ -142,6 +142,8 @@ assert tuple(SHAPES) == MINIWORLD_THINGS and tuple(TEXTURES) == MINIWORLD_STUFF
 
 # Passed as data: the dataset's catalog entry names it (`DatasetInfo.appearances`), pretraining scenes carry it.
 APPEARANCES = Appearances(TEXTURES, SHAPES)
+# MiniWorld-BG: the same looks, its eight stuff classes drawn as the background (class 0)
+APPEARANCES_BG = Appearances(TEXTURES, SHAPES, background=MINIWORLD_STUFF)
 
 # Pretraining scenes: labels are train ids (0..19), no format quirks (no unlabelled patches, no unused ids).
 PRETRAIN_SPEC = SceneSpec(
