@@ -8,6 +8,7 @@ beside the record (``<stem>.confusion.npy``) so any metric can be recomputed wit
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -282,3 +283,12 @@ def load_records(directory: Path | str) -> list[dict[str, Any]]:
         if problem:
             raise RecordError(f"record {record['_path']}: {problem}. Re-run its suite: the cell is recomputed.")
     return records
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (checkpoints, stage files, prediction files)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -53,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / "external" / info.name / default_name
     check_output_file(out, "--out")  # before scoring: scores are never computed and then lost
     if from_file:
-        from harness.eval.prediction_files import sha256_of
         from harness.eval.sem_seg_json import score_prediction_json
+        from harness.results import file_sha256
 
         scored = score_prediction_json(info, pred_dir, split=args.split, root=root, progress=None)
-        sha256 = sha256_of(pred_dir)
+        sha256 = file_sha256(pred_dir)
         spec = {"pred_file": str(pred_dir.resolve()), "sha256": sha256, "format": "detectron2 sem_seg_predictions.json",
                 "split": args.split}
         weights = {"tag": "external predictions", "file": str(pred_dir.resolve()), "sha256": sha256}

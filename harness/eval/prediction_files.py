@@ -15,7 +15,6 @@ read them; `harness.eval.sem_seg_json` reads such files back.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 
 from harness.data.info import DatasetInfo
 from harness.errors import ConfigError
+from harness.results import file_sha256
 
 PREDICTION_FORMATS: tuple[str, ...] = ("json", "png")
 JSON_NAME = "sem_seg_predictions.json"  # detectron2's file name
@@ -62,12 +62,6 @@ def encode_label_map(label: np.ndarray, file_name: str, category_ids: tuple[int,
     return entries
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_prediction_format(fmt: str | None) -> None:
@@ -124,7 +118,7 @@ class PredictionWriter:
 
                 self.folder.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(path, json.dumps(self.entries))
-                summary["sha256"] = sha256_of(path)
+                summary["sha256"] = file_sha256(path)
             summary["path"] = str(path)
         else:
             summary["path"] = str(self.folder)

@@ -28,7 +28,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from ..results import atomic_write_text
+from ..results import atomic_write_text, file_sha256
 from . import distributed as dist_utils
 
 _DATA_FINGERPRINT: ContextVar[str | None] = ContextVar("stage_data_fingerprint", default=None)
@@ -62,16 +62,10 @@ def stage_dir(cache_dir: Path, stage: str, spec: dict[str, Any]) -> Path:
     return Path(cache_dir) / stage / spec_hash(keyed_spec(spec))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _file_list(directory: Path) -> dict[str, dict[str, Any]]:
-    return {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(directory.iterdir())
+    return {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(directory.iterdir())
             if p.is_file() and not p.name.startswith(".") and p.name not in UNLISTED}
 
 
@@ -91,7 +85,7 @@ def verify_stage(directory: Path) -> tuple[dict[str, Any] | None, str | None]:
         if not path.is_file():
             return None, f"{path} is missing"
         size = path.stat().st_size
-        if size != expected.get("size") or _sha256(path) != expected.get("sha256"):
+        if size != expected.get("size") or file_sha256(path) != expected.get("sha256"):
             return None, f"{path} does not match its done.json ({size} bytes, {expected.get('size')} recorded)"
     return meta, None
 

@@ -22,7 +22,6 @@ Rules (DESIGN "Profiles, weights and data"):
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import socket
 import threading
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import WeightsError
+from harness.results import file_sha256 as sha256_of  # noqa: F401 - the name dino.py and this module use
 
 # Small but structurally faithful: 77-token context and the full BPE vocabulary so the real tokenizer works;
 # patch 14 exercises the ViT-L stride handling.
@@ -169,12 +169,6 @@ def local_weights_path(pretrained: str) -> Path:
     return path
 
 
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def hub_offline() -> bool:
