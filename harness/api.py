@@ -162,6 +162,8 @@ class TimingPrep:
     """How the speed task asks a segmenter to prepare itself before timing; every method gets the same request.
 
     - ``channels_last``: convolutions in channels-last memory format (where the method has convolutions);
+    - ``fold_norms``: fold frozen normalisation layers into the convolution that feeds them (where the method
+      has them: the proposal network's frozen BNs); the same function up to float rounding;
     - ``compile``: ``torch.compile`` every module on the per-image path (all CLIP passes included: SimBaseline's
       crop encoder as much as DeOP's dense CLIP);
     - ``precision``: ``fp32``, ``bf16`` or ``fp16``; the task runs inference under autocast for the latter two,
@@ -169,6 +171,7 @@ class TimingPrep:
     """
 
     channels_last: bool = False
+    fold_norms: bool = False
     compile: bool = False
     precision: str = "fp32"
 

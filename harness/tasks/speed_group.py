@@ -90,8 +90,8 @@ class GroupTiming:
         return [r if r is not None else RuntimeError("not measured") for r in self.results]
 
     def _build(self) -> list[_Method | None]:
-        prep = TimingPrep(channels_last=self.opts["channels_last"], compile=self.opts["compile"],
-                          precision=self.opts["precision"])
+        prep = TimingPrep(channels_last=self.opts["channels_last"], fold_norms=self.opts["fold_norms"],
+                          compile=self.opts["compile"], precision=self.opts["precision"])
         methods: list[_Method | None] = []
         for i, cell in enumerate(self.cells):
             env = MethodEnv(train_dataset=self.opts["classes"], data_root=self.ctx.data_root,
@@ -171,7 +171,8 @@ class GroupTiming:
         result: dict[str, Any] = {
             **per_image.summary(), "n_images": len(self.images), "images": self.source, "batch_size": b,
             "mode": "latency" if b == 1 else "throughput", "precision": opts["precision"],
-            "channels_last": opts["channels_last"], "compile": opts["compile"], "prepared": m.prepared,
+            "channels_last": opts["channels_last"], "fold_norms": opts["fold_norms"], "compile": opts["compile"],
+            "prepared": m.prepared,
             "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "threads": torch.get_num_threads(), "text_cached": True, **self.tf32,

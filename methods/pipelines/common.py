@@ -13,7 +13,7 @@ from torch import nn
 from harness.api import TimingPrep, Vocabulary
 from harness.data.transforms import resize_shortest_edge
 
-from ..components.proposals import MaskFormer, mask_probs_at_image, normalise_images
+from ..components.proposals import MaskFormer, fold_frozen_batch_norm, mask_probs_at_image, normalise_images
 from ..spec import MethodSpec
 
 
@@ -82,6 +82,8 @@ class ProposalPipeline(nn.Module):
 
     def prepare_for_timing(self, prep: TimingPrep) -> dict[str, Any]:
         done: dict[str, Any] = {"channels_last": [], "compiled": [], "precision": prep.precision}
+        if prep.fold_norms:  # before channels_last: the folded weights are new tensors
+            done["folded_norms"] = {"maskformer": fold_frozen_batch_norm(self.maskformer.backbone.body)}
         if prep.channels_last:
             for name in self.convolutional:
                 getattr(self, name).to(memory_format=torch.channels_last)

@@ -45,7 +45,7 @@ class ProposalTraining(nn.Module):
     def forward(self, batch):
         images, labels = batch
         x = pad_to_divisible(normalise_images(images.float(), self.model.cfg), 32)
-        outputs = self.model.add_class_logits(self.model(x), self.text_embeddings)
+        outputs = self.model.add_class_logits(self.model(x, aux_outputs=True), self.text_embeddings)
         targets = [targets_from_semantic(label, self.ignore_index) for label in labels]
         losses = self.criterion(outputs, targets)
         return {k: v * self.criterion.weight_dict[k] for k, v in losses.items() if k in self.criterion.weight_dict}

@@ -54,16 +54,22 @@ def test_r101c_is_detectron2_deeplab_resnet(r101c: ResNetBackbone) -> None:
 def test_smoke_forward_shapes_and_deep_supervision() -> None:
     cfg = MaskFormerConfig.smoke(dec_layers=3)
     model = MaskFormer(cfg).eval()
+    x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
-        out = model(torch.randn(2, 3, 64, 96))
+        out = model(x, aux_outputs=True)
+        inference = model(x)
     assert out["pred_embeddings"].shape == (2, 10, 32)
     assert out["pred_masks"].shape == (2, 10, 16, 24)
     assert len(out["aux_outputs"]) == 2
     assert out["aux_outputs"][0]["pred_masks"].shape == (2, 10, 16, 24)
     assert model.weights_info == {"backbone": "scratch"}
+    # Inference skips the earlier layers' outputs; the last layer's are the same numbers, bit for bit.
+    assert inference["aux_outputs"] == []
+    assert torch.equal(inference["pred_masks"], out["pred_masks"])
+    assert torch.equal(inference["pred_embeddings"], out["pred_embeddings"])
     plain = MaskFormer(MaskFormerConfig.smoke(deep_supervision=False)).eval()
     with torch.no_grad():
-        assert plain(torch.randn(1, 3, 64, 64))["aux_outputs"] == []
+        assert plain(torch.randn(1, 3, 64, 64), aux_outputs=True)["aux_outputs"] == []
 
 
 def test_class_logits_are_100_cosine_with_void_last() -> None:
@@ -244,3 +250,29 @@ def test_forward_and_losses_under_cpu_autocast(dtype: torch.dtype) -> None:
     assert torch.allclose(out["pred_masks"].float(), ref["pred_masks"], atol=0.1, rtol=0.05)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert loss.item() == pytest.approx(ref_loss.item(), rel=0.05)
+
+
+@pytest.mark.parametrize("backbone_cfg", [
+    MaskFormerConfig.smoke(),  # resnet10t: deep stem, avg-pool downsample
+    MaskFormerConfig(),  # the paper's R101c (deep stem, multi-grid res5)
+])
+def test_folding_frozen_bn_keeps_the_trunk_function(backbone_cfg) -> None:
+    """Every FrozenBN folded into its conv: same features up to float rounding, no BN left, each one counted.
+    Non-trivial BN statistics, so that a BN folded into the wrong conv (or left out) shows."""
+    from methods.components.proposals import ResNetBackbone, fold_frozen_batch_norm
+
+    torch.manual_seed(0)
+    trunk = ResNetBackbone(backbone_cfg).eval()
+    bns = [m for m in trunk.modules() if isinstance(m, FrozenBatchNorm2d)]
+    for bn in bns:
+        bn.weight.uniform_(0.5, 1.5), bn.bias.normal_(0, 0.2)
+        bn.running_mean.normal_(0, 0.2), bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        before = trunk(x)
+        assert fold_frozen_batch_norm(trunk.body) == len(bns) > 0
+        after = trunk(x)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in trunk.modules())
+    for b, a in zip(before, after):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+    assert fold_frozen_batch_norm(trunk.body) == 0  # nothing left to fold: preparing twice is harmless

@@ -46,6 +46,7 @@ def test_compile_prepares_every_clip_pass_and_the_proposals(method, tmp_path, mo
     assert any(holds(m, MaskFormer) for m in compiled)
     prepared = result.speed["prepared"]
     assert len(prepared["compiled"]) == len(compiled) == 2 and prepared["channels_last"] == ["maskformer"]
+    assert prepared["folded_norms"]["maskformer"] > 0  # fold_norms: true by default, before compiling
     if METHODS.get(method).kind == "multi-pass":
         assert "crop_encoder" in prepared["compiled"]  # SimBaseline's N' crop passes, as fair as DeOP's one pass
 
@@ -54,7 +55,7 @@ def test_compile_prepares_every_clip_pass_and_the_proposals(method, tmp_path, mo
 def test_nothing_is_prepared_unless_asked(method, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("compiled without compile: true"))
     ctx = RunContext(out_dir=tmp_path, cache_dir=tmp_path, device="cpu", progress=False, log=lambda *a: None)
-    result = SPEED.run(_speed_cell(method, channels_last=False, breakdown=False), ctx)
+    result = SPEED.run(_speed_cell(method, channels_last=False, fold_norms=False, breakdown=False), ctx)
     assert result.speed["prepared"] == {"channels_last": [], "compiled": [], "precision": "fp32"}
 
 

@@ -1,7 +1,7 @@
 """Class-agnostic MaskFormer proposals (METHOD_SPEC 1): R101c via timm, FPN pixel decoder, DETR predictor,
 text-embedding classifier, Hungarian matcher, set criterion and semantic inference."""
 
-from .backbone import ResNetBackbone, normalise_images, pad_to_divisible
+from .backbone import ResNetBackbone, fold_frozen_batch_norm, normalise_images, pad_to_divisible
 from .config import PIXEL_MEAN, PIXEL_STD, MaskFormerConfig
 from .d2_weights import detectron2_key_to_timm, load_backbone_weights, read_detectron2_pickle
 from .inference import class_probs_without_void, combine_semantic, mask_probs_at_image, semantic_inference
@@ -15,7 +15,7 @@ from .targets import targets_from_semantic
 __all__ = [
     "MLP", "PIXEL_MEAN", "PIXEL_STD", "DetrDecoderLayer", "HungarianMatcher", "MaskFormer", "MaskFormerConfig",
     "ResNetBackbone", "SetCriterion", "TransformerPredictor", "class_logits", "class_probs_without_void",
-    "combine_semantic", "detectron2_key_to_timm", "dice_loss", "load_backbone_weights", "mask_probs_at_image",
+    "combine_semantic", "detectron2_key_to_timm", "fold_frozen_batch_norm", "dice_loss", "load_backbone_weights", "mask_probs_at_image",
     "maskformer_param_groups", "normalise_images", "pad_to_divisible", "read_detectron2_pickle",
     "semantic_inference", "sigmoid_focal_loss", "sine_position_encoding", "targets_from_semantic",
 ]

@@ -78,6 +78,42 @@ def set_multi_grid(stage: nn.Module, multi_grid: tuple[int, ...]) -> None:
         conv.padding = (dilation, dilation)
 
 
+def fold_frozen_batch_norm(body: nn.Module) -> int:
+    """Fold every frozen BN of a timm ResNet into the convolution that feeds it; returns how many were folded.
+
+    A frozen BN is a per-channel affine map, so conv followed by it is one conv with scaled weights and a bias
+    (``torch.nn.utils.fusion.fuse_conv_bn_weights``): the same function up to float rounding, without two
+    elementwise passes over every activation (about 7% of the R101c trunk's time on a CPU). Inference only (the
+    BN statistics become part of the weights); the speed task's preparation calls it. The conv feeding ``bnX`` is
+    its sibling ``convX`` (the last module of ``convX`` when that is a Sequential, as timm's deep stem), in a
+    Sequential the module just before it (timm's downsample)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+    from torchvision.ops.misc import FrozenBatchNorm2d  # the class timm's freeze_batch_norm_2d puts in
+
+    folded = 0
+    for parent in list(body.modules()):
+        children = dict(parent.named_children())
+        for name, bn in children.items():
+            if not isinstance(bn, FrozenBatchNorm2d):
+                continue
+            if isinstance(parent, nn.Sequential):
+                names = list(children)
+                conv = children[names[names.index(name) - 1]] if names.index(name) > 0 else None
+            else:
+                conv = children.get("conv" + name[2:]) if name.startswith("bn") else None
+                if isinstance(conv, nn.Sequential):
+                    conv = conv[-1]
+            if not isinstance(conv, nn.Conv2d):
+                raise ValueError(f"cannot tell which convolution feeds {type(parent).__name__}.{name}")
+            conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
+                                                          bn.eps, bn.weight, bn.bias)
+            conv.weight.requires_grad_(False)
+            conv.bias.requires_grad_(False)
+            setattr(parent, name, nn.Identity())
+            folded += 1
+    return folded
+
+
 def freeze_stages(body: nn.Module, freeze_at: int) -> None:
     """detectron2 FREEZE_AT: 1 freezes the stem, k >= 2 also res2..res(k) (requires_grad off)."""
     if freeze_at <= 0:

@@ -26,7 +26,8 @@ def mask_probs_at_image(mask_logits: torch.Tensor, image_size: tuple[int, int],
     if padded_size is None:
         padded_size = (mask_logits.shape[-2] * 4, mask_logits.shape[-1] * 4)
     up = F.interpolate(mask_logits.float(), size=padded_size, mode="bilinear", align_corners=False)
-    return up[..., : image_size[0], : image_size[1]].sigmoid()
+    # in place: `up` is ours, and a second (B,Q,H,W) buffer costs a fresh allocation (~35 M floats at 512x704)
+    return up.sigmoid_()[..., : image_size[0], : image_size[1]]
 
 
 def combine_semantic(class_probs: torch.Tensor, mask_probs: torch.Tensor,

@@ -21,7 +21,8 @@ from .predictor import TransformerPredictor
 
 class MaskFormer(nn.Module):
     """`forward(images_normalised (B,3,H,W))` -> dict(pred_embeddings (B,Q,E), pred_masks (B,Q,H/4,W/4) logits,
-    aux_outputs: one dict of the same two keys per earlier decoder layer (empty without deep supervision)).
+    aux_outputs: one dict of the same two keys per earlier decoder layer (empty unless asked for, and without deep
+    supervision)).
 
     Input: ImageNet-normalised RGB (see `normalise_images`), padded as the caller likes (MaskFormer pads to 32).
     `weights_info` says what the backbone was initialised from, for the record.
@@ -40,12 +41,15 @@ class MaskFormer(nn.Module):
         self.predictor = TransformerPredictor(cfg, self.backbone.out_channels[-1])
         self.void_embedding = nn.Parameter(torch.randn(cfg.embed_dim) * cfg.embed_dim**-0.5)
 
-    def forward(self, images: torch.Tensor) -> dict[str, Any]:
+    def forward(self, images: torch.Tensor, aux_outputs: bool = False) -> dict[str, Any]:
+        """``aux_outputs``: also return the earlier decoder layers' outputs (deep supervision: the training loss
+        asks for them; inference does not, and they are then not computed)."""
+        aux_outputs = aux_outputs and self.cfg.deep_supervision
         features = self.backbone(images)
         mask_features = self.pixel_decoder(features)
-        embeddings, masks = self.predictor(features[-1], mask_features)
+        embeddings, masks = self.predictor(features[-1], mask_features, all_layers=aux_outputs)
         aux = []
-        if self.cfg.deep_supervision:
+        if aux_outputs:
             aux = [{"pred_embeddings": e, "pred_masks": m} for e, m in zip(embeddings[:-1], masks[:-1])]
         return {"pred_embeddings": embeddings[-1], "pred_masks": masks[-1], "aux_outputs": aux}
 
