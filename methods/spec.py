@@ -69,7 +69,8 @@ class MethodSpec:
     default_lambda: float = 0.8
     # Stage-1 prompt learning quirk (METHOD_SPEC 2): background filled with CLIP's mean in normalised space.
     background_fill: str = "normalised-mean"
-    # SimBaseline's crops go through CLIP in one batched call; set a size to bound memory (or 1 = sequential).
+    # SimBaseline's crops per CLIP call (1 = sequential); None: all in one call on a GPU, 8 per call on a CPU
+    # (cache-sized batches, faster there; methods/pipelines/multipass.py).
     crop_chunk: int | None = None
     # DeOP loss (METHOD_SPEC 7): weights of the focal and dice terms, sigmoid calibration sigma.
     focal_weight: float = 2.0
@@ -90,6 +91,8 @@ class MethodSpec:
                               f"(alpha of the last block first).")
         if self.cal_layers < 0:
             raise ConfigError(f"option cal_layers={self.cal_layers} must be >= 0.")
+        if self.crop_chunk is not None and self.crop_chunk < 1:
+            raise ConfigError(f"option crop_chunk={self.crop_chunk} must be >= 1 (crops per CLIP call), or null.")
         proposal_config(self.proposals)  # nested keys too, before any stage trains
         if self.kind == "multi-pass" and (self.ps != "none" or self.cal != "none" or self.visual_prompt != "none"):
             raise ConfigError("a multi-pass (SimBaseline) method classifies crops with plain CLIP: ps, cal and "

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import QuickGELU
 from torch import Tensor, nn
 
 from harness.errors import ConfigError
@@ -176,7 +177,18 @@ def run_block(block: nn.Module, x: Tensor, rule: AttnRule | None = None, masks: 
     path under no_grad, which materialises the attention matrix (and which torch's FLOP counter does not see)."""
     rule = VANILLA if rule is None else rule
     x = x + block.ls_1(rule.mix(block.ln_1(x), block.attn, masks))
-    return x + block.ls_2(block.mlp(block.ln_2(x)))
+    return x + block.ls_2(run_mlp(block.mlp, block.ln_2(x)))
+
+
+def run_mlp(mlp: nn.Module, x: Tensor) -> Tensor:
+    """open_clip's block MLP (c_fc, activation, c_proj). Without autograd, QuickGELU's x * sigmoid(1.702 x) is
+    computed in place on c_fc's output: the same operations in the same order (bit-identical), one (T, 4C) buffer
+    instead of three fresh ones (about 10% of SimBaseline's crop pass on a CPU, 2% of DeOP's dense pass)."""
+    if torch.is_grad_enabled() or not isinstance(getattr(mlp, "gelu", None), QuickGELU):
+        return mlp(x)
+    h = mlp.c_fc(x)
+    h.mul_(torch.sigmoid_(h * 1.702))
+    return mlp.c_proj(h)
 
 
 # The training-free family's rules register after DeOP's, so the table lists DeOP's first (`ps` choices, `harness

@@ -367,3 +367,24 @@ def test_real_vit_b16_quickgelu_config_equals_open_clip():
     assert out.patch_features.shape == (1, 512, 14, 14)
     torch.testing.assert_close(out.patch_features, ref_patch, atol=1e-4, rtol=0)
     torch.testing.assert_close(out.cls, ref_cls, atol=1e-4, rtol=0)
+
+
+def test_inference_mlp_computes_quickgelu_in_place_bit_for_bit():
+    """run_mlp without autograd: QuickGELU on c_fc's output in place, the very numbers of open_clip's MLP; with
+    autograd (training through CLIP: DeOP's prompts) open_clip's own module runs, and gradients flow."""
+    from open_clip.transformer import QuickGELU, ResidualAttentionBlock
+
+    from methods.components.attention_rules import run_mlp
+
+    torch.manual_seed(0)
+    for act in (QuickGELU, torch.nn.GELU):
+        block = ResidualAttentionBlock(32, 4, act_layer=act)
+        x = torch.randn(3, 17, 32) * 3
+        with torch.no_grad():
+            expected = block.mlp(x)
+            assert torch.equal(run_mlp(block.mlp, x), expected)
+        with torch.inference_mode():
+            assert torch.equal(run_mlp(block.mlp, x), expected)
+        x.requires_grad_(True)
+        run_mlp(block.mlp, x).sum().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()

@@ -73,6 +73,8 @@ def test_bad_options_name_the_choices():
         METHODS.get("baseline+ps").resolve({"alpha": [1.5]})
     with pytest.raises(ConfigError, match="multi-pass"):
         METHODS.get("simbaseline").resolve({"cal": "query"})
+    with pytest.raises(ConfigError, match="crop_chunk=0 must be >= 1"):
+        METHODS.get("simbaseline").resolve({"crop_chunk": 0})
     assert METHODS.get("baseline+ps").resolve({"alpha": [1, 0.5]})["alpha"] == (1.0, 0.5)
 
 

@@ -70,3 +70,24 @@ def test_compiled_modules_are_the_ones_the_segmenter_then_runs(tmp_path):
     assert done["compiled"] == ["maskformer", "crop_encoder"]
     assert isinstance(segmenter.crop_encoder, torch._dynamo.eval_frame.OptimizedModule)
     assert isinstance(segmenter.maskformer, torch._dynamo.eval_frame.OptimizedModule)
+
+
+@pytest.mark.parametrize("crop_chunk, calls", [(None, 3), (1, 20), (20, 1)])
+def test_simbaseline_crops_per_clip_call(tmp_path, crop_chunk, calls):
+    """Unset, SimBaseline's crops go through CLIP 8 per call on a CPU (cache-sized: faster there, the same
+    numbers to float rounding); a set crop_chunk is obeyed. 20 crops: 8 + 8 + 4."""
+    from harness.api import MethodEnv
+    from methods.components.regions import clip_region_probs
+
+    env = MethodEnv(train_dataset="synthetic_coco", data_root=None, cache_dir=tmp_path, device="cpu",
+                    progress=False, log=lambda *a: None)
+    segmenter = METHODS.get("simbaseline").build_untrained({**TINY, "crop_chunk": crop_chunk}, env).segmenter
+    sizes: list[int] = []
+    encoder = segmenter.crop_encoder
+    crops = torch.rand(20, 3, encoder.crop_size, encoder.crop_size)
+    text = torch.randn(5, segmenter.void_embedding.shape[0])
+    with torch.no_grad():
+        probs = clip_region_probs(lambda c: sizes.append(len(c)) or encoder(c), crops, text,
+                                  chunk_size=segmenter.crop_chunk)
+        torch.testing.assert_close(probs, clip_region_probs(encoder, crops, text), rtol=1e-5, atol=1e-6)
+    assert len(sizes) == calls and sum(sizes) == 20
