@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from harness.errors import ConfigError
 
-from .attention_rules import GPS, QQ, QQKK, AttnRule, KKGauss, Proxy, Vanilla, run_block
+from .attention_rules import GPS, QQ, QQKK, AttnRule, KKGauss, Proxy, Vanilla, run_block, run_mlp
 from .clip_dense import CLIP_MEAN_255, CLIP_STD_255, _vision_transformer, resample_token_table
 
 KEEP_DROP = ("keep", "drop")
@@ -60,7 +60,7 @@ def last_block(block: nn.Module, x: Tensor, rule: AttnRule, residual: str, ffn: 
     else:
         y = a
     if ffn == "keep":
-        y = y + block.ls_2(block.mlp(block.ln_2(y)))
+        y = y + block.ls_2(run_mlp(block.mlp, block.ln_2(y)))
     return y
 
 
