@@ -92,19 +92,20 @@ def fold_frozen_batch_norm(body: nn.Module) -> int:
 
     folded = 0
     for parent in list(body.modules()):
-        children = dict(parent.named_children())
-        for name, bn in children.items():
+        children = list(parent.named_children())
+        for i, (name, bn) in enumerate(children):
             if not isinstance(bn, FrozenBatchNorm2d):
                 continue
             if isinstance(parent, nn.Sequential):
-                names = list(children)
-                conv = children[names[names.index(name) - 1]] if names.index(name) > 0 else None
+                conv = children[i - 1][1] if i > 0 else None
             else:
-                conv = children.get("conv" + name[2:]) if name.startswith("bn") else None
+                conv = getattr(parent, "conv" + name[2:], None) if name.startswith("bn") else None
                 if isinstance(conv, nn.Sequential):
                     conv = conv[-1]
             if not isinstance(conv, nn.Conv2d):
-                raise ValueError(f"cannot tell which convolution feeds {type(parent).__name__}.{name}")
+                raise ValueError(f"cannot tell which convolution feeds the frozen BN {type(parent).__name__}.{name} "
+                                 "(not a timm ResNet layout): time this backbone with the speed option "
+                                 "fold_norms: false.")
             conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
                                                           bn.eps, bn.weight, bn.bias)
             conv.weight.requires_grad_(False)
