@@ -276,3 +276,12 @@ def test_folding_frozen_bn_keeps_the_trunk_function(backbone_cfg) -> None:
     for b, a in zip(before, after):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
     assert fold_frozen_batch_norm(trunk.body) == 0  # nothing left to fold: preparing twice is harmless
+
+
+def test_folding_refuses_a_frozen_bn_it_cannot_pair() -> None:
+    """A BN with no convolution before it (here first in a Sequential) is named, with the way out."""
+    from methods.components.proposals import fold_frozen_batch_norm
+
+    odd = nn.Sequential(FrozenBatchNorm2d(4), nn.Conv2d(4, 4, 1))
+    with pytest.raises(ValueError, match=r"Sequential\.0 .*fold_norms: false"):
+        fold_frozen_batch_norm(odd)
