@@ -6,12 +6,16 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from harness.api import Fitted, MethodEnv
 from harness.errors import ConfigError
 
 from .spec import MethodSpec
+
+# A field whose default is None (e.g. crop_chunk: int | None) is checked against its annotation instead.
+_OPTIONAL_TYPES = {name: tuple(t for t in get_args(hint) if t is not type(None))
+                   for name, hint in get_type_hints(MethodSpec).items() if type(None) in get_args(hint)}
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
@@ -29,6 +33,11 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         return dict(value)
     if default is not None and not isinstance(value, type(default)) and value is not None:
         raise ConfigError(f"option {name} must be {type(default).__name__}, got {value!r}.")
+    allowed = _OPTIONAL_TYPES.get(name)
+    if default is None and value is not None and allowed and (isinstance(value, bool)
+                                                                or not isinstance(value, allowed)):
+        names = " or ".join(t.__name__ for t in allowed)
+        raise ConfigError(f"option {name} must be {names} or null, got {value!r}.")
     return value
 
 

@@ -75,6 +75,10 @@ def test_bad_options_name_the_choices():
         METHODS.get("simbaseline").resolve({"cal": "query"})
     with pytest.raises(ConfigError, match="crop_chunk=0 must be >= 1"):
         METHODS.get("simbaseline").resolve({"crop_chunk": 0})
+    for bad in ("abc", 2.5, True):  # an optional field is checked against its annotation (int | None)
+        with pytest.raises(ConfigError, match=f"option crop_chunk must be int or null, got {bad!r}"):
+            METHODS.get("simbaseline").resolve({"crop_chunk": bad})
+    assert METHODS.get("simbaseline").resolve({"crop_chunk": None})["crop_chunk"] is None
     assert METHODS.get("baseline+ps").resolve({"alpha": [1, 0.5]})["alpha"] == (1.0, 0.5)
 
 
