@@ -87,7 +87,13 @@ def test_speed_suite_smoke_profile(tmp_path, capsys):
     assert deop["paired"]["group"] == sim["paired"]["group"] and deop["rounds"] == sim["rounds"] == 2
     ratio, inverse = deop["paired"]["fps_ratio"]["vit-b16/matched/simbaseline"], sim["paired"]["fps_ratio"][
         "vit-b16/matched/deop"]
-    assert ratio["rounds"] == 2 and ratio["p25"] <= 1 / inverse["median"] <= ratio["p75"]  # same rounds, inverted
+    # Same rounds, inverted: with 2 rounds the quartiles (linear interpolation) give back the two per-round ratios,
+    # and the inverse's figures must be exactly those of their reciprocals (1 / median is not: the median of two
+    # reciprocals is their mean, below 1 / the mean of the two, and may fall under p25).
+    lo, hi = 1.5 * ratio["p25"] - 0.5 * ratio["p75"], 1.5 * ratio["p75"] - 0.5 * ratio["p25"]
+    assert ratio["rounds"] == inverse["rounds"] == 2 and ratio["median"] == pytest.approx((lo + hi) / 2)
+    assert inverse["median"] == pytest.approx((1 / lo + 1 / hi) / 2, rel=1e-9)
+    assert inverse["p25"] == pytest.approx(1 / hi + 0.25 * (1 / lo - 1 / hi), rel=1e-9)
     for name, rec in records.items():
         speed = rec["speed"]
         assert speed["fps"] > 0 and speed["ms_per_image"] == pytest.approx(1000 / speed["fps"])
