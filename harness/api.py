@@ -113,6 +113,7 @@ class CellResult:
     method_spec: dict[str, Any] = field(default_factory=dict)
     miou_convention: str | None = None
     confusion: Any = None
+    evidence: Any = None  # harness.eval.per_image.Evidence: per-image counts, written beside the record
     device: str | None = None
     seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -273,13 +273,14 @@ def load_records(directory: Path | str) -> list[dict[str, Any]]:
     """Every record under ``directory``; a corrupt one, or one whose confusion matrix does not reproduce its
     metrics, is an error that names it (never silently skipped)."""
     from .eval.evidence import confusion_problem
+    from .eval.per_image import evidence_problem
 
     directory = Path(directory)
     if not directory.exists():
         raise RecordError(f"results directory {directory} does not exist. Run a suite first (python -m harness run).")
     records = [load_record(p) for p in iter_record_files(directory)]
     for record in records:
-        problem = confusion_problem(record)
+        problem = confusion_problem(record) or evidence_problem(record)
         if problem:
             raise RecordError(f"record {record['_path']}: {problem}. Re-run its suite: the cell is recomputed.")
     return records

@@ -25,6 +25,8 @@ from typing import Any
 from .api import Cell, CellResult, CellSkipped, RunContext
 from .errors import ConfigError, HarnessError, RecordError
 from .eval.evidence import confusion_problem
+from .eval.per_image import evidence_problem
+from .eval.record_evidence import write_evidence
 from .registries import METHODS, TASKS
 from .results import load_record, new_record, write_record
 from .suite import Suite, merge_options, thaw
@@ -202,11 +204,11 @@ def _resume_decision(path: Path, cell: Cell, force: bool, log, dry: bool = False
         return True, "recomputed (previous attempt failed)"
     if old.get("cell_hash") != cell.hash:
         return True, "recomputed (the cell's configuration changed since it was recorded)"
-    problem = confusion_problem(old)
+    problem = confusion_problem(old) or evidence_problem(old)
     if problem:
         if not dry:
             log(f"warning: record {path}: {problem}; the cell is recomputed.")
-        return True, "recomputed (its confusion matrix did not back its metrics)"
+        return True, "recomputed (its confusion matrix or per-image evidence did not back its metrics)"
     return False, "already recorded"
 
 
@@ -243,6 +245,8 @@ def _write(path: Path, cell: Cell, spec: dict, result: CellResult | None, error:
     from .train import distributed as dist_utils
 
     if dist_utils.is_main():  # under torchrun every rank computes, rank 0 writes
+        if result.evidence is not None:  # written first: a record never names a missing file
+            record.update(write_evidence(path, result.evidence))
         write_record(path, record, confusion=result.confusion)
     dist_utils.barrier()
 

@@ -45,12 +45,21 @@ def _as_matrix(matrix) -> np.ndarray:
 def per_class_iou(matrix, convention: str = DEFAULT_CONVENTION) -> np.ndarray:
     """IoU per class in [0, 1]; NaN where the class does not count under `convention`."""
     check_convention(convention)
+    return iou_from_counts(*class_counts(matrix), convention)
+
+
+def class_counts(matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tp, pos_gt, pos_pred) per class of a matrix, int64: every metric depends on the matrix only through these
+    three vectors, which is why per-image counts of them (`harness.eval.per_image`) reproduce every metric."""
     m = _as_matrix(matrix)
     k = m.shape[0]
-    tp = np.diag(m[:, :k]).astype(np.float64)
-    pos_gt = m.sum(axis=1).astype(np.float64)  # with the no-prediction column, if any
-    pos_pred = m[:, :k].sum(axis=0).astype(np.float64)
-    iou = np.full(m.shape[0], np.nan)
+    return np.diag(m[:, :k]).copy(), m.sum(axis=1), m[:, :k].sum(axis=0)  # pos_gt with the no-prediction column
+
+
+def iou_from_counts(tp, pos_gt, pos_pred, convention: str = DEFAULT_CONVENTION) -> np.ndarray:
+    """IoU per class in [0, 1] from the three count vectors (any leading batch axes: bootstrap resamples)."""
+    tp, pos_gt, pos_pred = (np.asarray(v, dtype=np.float64) for v in (tp, pos_gt, pos_pred))
+    iou = np.full(pos_gt.shape, np.nan)
     present = pos_gt > 0
     iou[present] = tp[present] / (pos_gt[present] + pos_pred[present] - tp[present])
     if convention == "d2-v0.6":
@@ -82,13 +91,21 @@ def compute_metrics(matrix, seen: Sequence[int] | None = None, unseen: Sequence[
     Keys: ``miou``, ``pacc``, ``per_class_iou`` (class name -> percent or None); with unseen classes also
     ``miou_seen``, ``miou_unseen``, ``hiou``. `seen` defaults to every class not in `unseen`.
     """
-    m = _as_matrix(matrix)
-    k = m.shape[0]
-    iou = per_class_iou(m, convention)
+    return metrics_from_counts(*class_counts(matrix), seen=seen, unseen=unseen, convention=convention,
+                               class_names=class_names)
+
+
+def metrics_from_counts(tp, pos_gt, pos_pred, seen: Sequence[int] | None = None, unseen: Sequence[int] = (),
+                        convention: str = DEFAULT_CONVENTION, class_names: Sequence[str] | None = None) -> dict:
+    """`compute_metrics` from the per-class count vectors (int64) instead of the matrix: the same operations in
+    the same order, so the same counts give bit-identical numbers."""
+    check_convention(convention)
+    tp, pos_gt, pos_pred = (np.asarray(v, dtype=np.int64) for v in (tp, pos_gt, pos_pred))
+    k = tp.shape[0]
+    iou = iou_from_counts(tp, pos_gt, pos_pred, convention)
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
     if len(names) != k:
         raise ValueError(f"{len(names)} class names for a {k}-class confusion matrix")
-    tp, pos_gt = np.diag(m[:, :k]), m.sum(axis=1)
     metrics: dict = {
         "miou": _mean(iou),
         "pacc": float(tp.sum() / pos_gt.sum() * 100) if pos_gt.sum() else None,

@@ -9,7 +9,10 @@ Options (suite ``defaults`` / benchmark ``options``):
   train_dataset: <dataset>     where the method is trained (default: the benchmark's dataset)
   split: val                   the evaluation split
   max_images: null             evaluate only the first N images (smoke profiles)
-  convention: d2-v0.6          mIoU convention (d2-v0.6 | gt-present)
+  convention: d2-v0.6          mIoU convention (d2-v0.6 | gt-present); the record also holds both
+                               conventions' headline metrics (metrics_by_convention)
+  bootstrap: {resamples: 1000, level: 0.95, seed: 0}   intervals over images from the per-image evidence
+                               written beside the record (metrics_ci; harness.eval.bootstrap)
   train: {prompts: {...}, proposals: {...}, head: {...}}   per-stage schedule overrides (iters, batch_size,
                                lr, crop, min_sizes, ...); absent keys follow the official recipe
   synthetic: {n_train, n_val, size, seed}   for synthetic_* datasets: generated and prepared in the data root
@@ -18,17 +21,19 @@ Options (suite ``defaults`` / benchmark ``options``):
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..api import Cell, CellResult, CellSkipped, RunContext
 from ..errors import ConfigError
+from ..eval.bootstrap import BootstrapSettings
 from ..registries import DATASETS
 from ..train.settings import check_train_settings
 from .common import count_summary, method_plugin, train_for_evaluation, vocabulary
 
 OPTIONS: dict[str, type | tuple[type, ...]] = {
     "seed": int, "train_dataset": str, "split": str, "max_images": (int, type(None)), "convention": str,
-    "train": dict, "synthetic": dict,
+    "train": dict, "synthetic": dict, "bootstrap": dict,
 }
 SYNTHETIC_KEYS = {"n_train", "n_val", "size", "seed"}
 
@@ -53,6 +58,7 @@ def _options(cell: Cell) -> dict[str, Any]:
     from ..eval.metrics import check_convention
 
     check_convention(opts.get("convention", "d2-v0.6"))
+    opts["bootstrap"] = BootstrapSettings.from_options(opts.get("bootstrap"), "bootstrap")
     return {"seed": 0, "split": "val", "max_images": None, "convention": "d2-v0.6", "train": {}, "synthetic": {},
             **opts,
             "train_dataset": train_dataset}
@@ -117,6 +123,8 @@ class SegmentationTask:
 
         from ..eval import ConfusionMatrix
         from ..eval.metrics import compute_metrics
+        from ..eval.per_image import PerImageCounter
+        from ..eval.record_evidence import evidence_fields, headline_by_convention
         from ..train import distributed as dist_utils
 
         opts = _options(cell)
@@ -130,6 +138,8 @@ class SegmentationTask:
         names = list(vocab.names)
         indices = list(range(n))[dist_utils.rank()::dist_utils.world_size()]
         matrix = ConfusionMatrix(len(names), device=device, ignore_index=info.ignore_index)
+        seen, unseen = (info.seen, info.unseen) if zero_shot else (None, ())
+        per_image = PerImageCounter(len(names), info.ignore_index, seen=seen or (), unseen=unseen)
         counts: dict[str, list[int]] = {}
         writer = _prediction_writer(cell, ctx, info)
         for i in tqdm(indices, desc=f"evaluate {info.name}", unit="img", leave=False,
@@ -138,16 +148,18 @@ class SegmentationTask:
             scores = segmenter.predict(item["image"], vocab, max_size=info.test_max_size)
             prediction = scores.argmax(0)
             matrix.update(prediction, item["label"].to(device))
+            per_image.add(Path(str(item.get("file_name", i))).name, prediction, item["label"])
             if writer is not None:
                 writer.add(item["file_name"], prediction)
             for key, values in segmenter.counts.items():
                 counts.setdefault(key, []).extend(values)
         matrix.all_reduce()
-        metrics = compute_metrics(matrix, seen=info.seen if zero_shot else None,
-                                  unseen=info.unseen if zero_shot else (), convention=opts["convention"],
-                                  class_names=names)
+        metrics = compute_metrics(matrix, seen=seen, unseen=unseen, convention=opts["convention"], class_names=names)
+        evidence = per_image.gather().evidence()
         extra = {"eval_images": n, "eval_split": opts["split"], "train_dataset": opts["train_dataset"],
-                 "stages": fitted.stages, "world_size": dist_utils.world_size()}
+                 "stages": fitted.stages, "world_size": dist_utils.world_size(),
+                 "metrics_by_convention": headline_by_convention(matrix.numpy(), seen=seen, unseen=unseen),
+                 **evidence_fields(evidence, opts["convention"], opts["bootstrap"])}
         settings = benchmark_settings(cell)
         if settings is not None:
             extra["benchmark_settings"] = settings
@@ -155,7 +167,7 @@ class SegmentationTask:
         if writer is not None:
             extra["predictions"] = writer.close()
         return CellResult(metrics=metrics, weights=fitted.weights, miou_convention=opts["convention"],
-                          confusion=matrix.numpy(), device=str(device), seed=opts["seed"], extra=extra,
+                          confusion=matrix.numpy(), evidence=evidence, device=str(device), seed=opts["seed"], extra=extra,
                           method_spec={"stage_hashes": fitted.weights.get("stages", {})})
 
 
