@@ -13,6 +13,10 @@ A ratio of ``fps`` (or ``ms_per_image``) between two speed records timed in one 
 the median of per-round ratios on the same images (`harness.tables.ratio_between`), robust to load that comes
 and goes; other ratios divide the two figures.
 
+A check with ``over`` on a metric of the per-image evidence (mIoU, seen, unseen, hIoU, pAcc) is also judged by a
+paired bootstrap over the same images (`harness.eval.claims`): "holds", "fails" or "not significant at 95%",
+with the difference's interval; ``significance: true`` makes "holds" a condition of passing.
+
 ``direction``: ``higher`` (higher is better: fails when measured < value - tolerance), ``lower`` (fails when
 measured > value + tolerance), ``equal`` (fails when |measured - value| > tolerance). A check whose cell has no
 record, whose record failed, or whose metric is absent fails: a missing figure is never a pass.
@@ -28,12 +32,13 @@ from typing import Any
 import yaml
 
 from .errors import RecordError
+from .eval.claims import ClaimVerdict, claims_report, paired_claim
 from .results import load_records
 from .tables import ratio_between, record_value
 from .yaml_lines import load_yaml
 
 DIRECTIONS = ("higher", "lower", "equal")
-CHECK_KEYS = {"cell", "over", "metric", "value", "tolerance", "direction", "suite", "note"}
+CHECK_KEYS = {"cell", "over", "metric", "value", "tolerance", "direction", "suite", "note", "significance"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class Check:
     over: str | None = None
     suite: str | None = None
     note: str = ""
+    significance: bool = False  # a claim (over) must also hold by the paired bootstrap
 
     @property
     def name(self) -> str:
@@ -59,6 +65,7 @@ class Outcome:
     passed: bool
     reason: str
     how: str = ""  # for a ratio: paired or unpaired
+    claim: ClaimVerdict | None = None  # for a ratio of accuracy metrics: the paired bootstrap's verdict
 
 
 def load_reference(path: str | Path) -> tuple[dict, list[Check]]:
@@ -87,6 +94,8 @@ def load_reference(path: str | Path) -> tuple[dict, list[Check]]:
                 raise RecordError(f"{where}: {key} must be a number, got {item[key]!r}.")
         if item["tolerance"] < 0:
             raise RecordError(f"{where}: tolerance must be >= 0.")
+        if "significance" in item and (not isinstance(item["significance"], bool) or "over" not in item):
+            raise RecordError(f"{where}: significance must be true or false, on a check with 'over'.")
         checks.append(Check(**{k: item[k] for k in item}))
     return data, checks
 
@@ -115,21 +124,25 @@ def evaluate(records: list[dict], checks: list[Check]) -> list[Outcome]:
     outcomes = []
     for check in checks:
         record, measured, reason = _measure(records, check, check.cell)
-        how = ""
+        how, claim = "", None
         if measured is not None and check.over:
             over, denominator, reason = _measure(records, check, check.over)
+            if over is not None:
+                claim = paired_claim(record, over, check.metric, check.direction)
             if denominator is not None and denominator == 0:
                 measured, reason = None, f"{check.over} has {check.metric} = 0; the ratio is undefined"
             else:
                 measured, how = (None, "") if over is None else ratio_between(record, over, check.metric)
         if measured is None:
-            outcomes.append(Outcome(check, None, False, reason))
+            outcomes.append(Outcome(check, None, False, reason, claim=claim))
             continue
         low, high = check.value - check.tolerance, check.value + check.tolerance
         passed = {"higher": measured >= low, "lower": measured <= high, "equal": low <= measured <= high}[check.direction]
         reason = "" if passed else {"higher": f"below {low:.4g}", "lower": f"above {high:.4g}",
                                     "equal": f"outside [{low:.4g}, {high:.4g}]"}[check.direction]
-        outcomes.append(Outcome(check, measured, passed, reason, how))
+        if check.significance and passed and not (claim and claim.holds):
+            passed, reason = False, f"significance asked: paired bootstrap {claim}"
+        outcomes.append(Outcome(check, measured, passed, reason, how, claim))
     return outcomes
 
 
@@ -159,6 +172,7 @@ def run_check(results_dir: str | Path, reference: str | Path, verbose: bool = Fa
     outcomes = evaluate(records, checks)
     failures = [o for o in outcomes if not o.passed]
     summary = f"{len(outcomes) - len(failures)} of {len(outcomes)} reference figures hold ({reference})."
+    summary += claims_report([(o.check.name, o.check.metric, o.claim) for o in outcomes if o.claim])
     if failures or verbose:
         return (1 if failures else 0), report(outcomes, only_failures=not verbose) + "\n" + summary
     return 0, summary

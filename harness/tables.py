@@ -19,6 +19,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .errors import ConfigError
+from .eval.record_evidence import annotate, evidence_caption
 from .results import uses_random_weights
 from .yaml_lines import load_yaml
 
@@ -179,8 +180,10 @@ def _cell_text(measured: float | None, paper: Any, metric: str, with_paper: bool
     return f"{ours} ({_fmt(paper_value, metric)}, {diff:+.{decimals(metric)}f})"
 
 
-def build_frames(records: list[dict], layout: Layout, paper: bool = False) -> dict[str, pd.DataFrame]:
-    """One frame of display strings per setting, rows and columns in the paper's order."""
+def build_frames(records: list[dict], layout: Layout, paper: bool = False,
+                 ci: str | None = None) -> dict[str, pd.DataFrame]:
+    """One frame of display strings per setting, rows and columns in the paper's order. ``ci`` (pm | interval):
+    each accuracy value followed by its bootstrap interval (`harness.eval.record_evidence.annotate`)."""
     frames: dict[str, pd.DataFrame] = {}
     settings = list(dict.fromkeys(r.get("setting", "default") for r in records)) or ["default"]
     layout_methods = {row.method for row in layout.rows if row.method}
@@ -216,6 +219,8 @@ def build_frames(records: list[dict], layout: Layout, paper: bool = False) -> di
                     flag = flag_of(rec, col.metric, ref) if ok and ref is not rec else None
                 shown = "ratio" if col.relative_to else col.metric
                 text = _cell_text(measured, row.values.get(col.value_key), shown, paper, status)
+                if measured is not None and not col.relative_to:
+                    text = annotate(text, rec, col.metric, ci)
                 cells[col.header] = f"{text} {FLAG_MARK}" if flag and measured is not None else text
             table_rows.append(cells)
         frames[setting] = pd.DataFrame(table_rows, columns=["Method", *[c.header for c in layout.columns]])
@@ -277,13 +282,14 @@ def caption(records: list[dict], layout: Layout, paper: bool) -> str:
     return "\n".join(parts)
 
 
-def render(records: Iterable[dict], layout: Layout | None = None, fmt: str = "console", paper: bool = False) -> str:
-    """The table(s) as text in ``fmt`` (console, md, latex or csv)."""
+def render(records: Iterable[dict], layout: Layout | None = None, fmt: str = "console", paper: bool = False,
+           ci: str | None = None) -> str:
+    """The table(s) as text in ``fmt`` (console, md, latex or csv); ``ci``: with bootstrap intervals."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     records = list(records)
     layout = layout or generic_layout(records)
-    frames = build_frames(records, layout, paper)
+    frames = build_frames(records, layout, paper, ci)
     out = []
     if fmt == "csv":
         for setting, frame in frames.items():
@@ -292,7 +298,7 @@ def render(records: Iterable[dict], layout: Layout | None = None, fmt: str = "co
             out.append(frame.to_csv(index=False))
         return "".join(out)
     tablefmt = {"console": "simple", "md": "github", "latex": "latex_booktabs"}[fmt]
-    out.append(caption(records, layout, paper))
+    out.append(caption(records, layout, paper) + evidence_caption(records, ci))
     for setting, frame in frames.items():
         if len(frames) > 1 or setting != "default":
             out.append(f"\nSetting: {setting}")

@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout", default=None, help="paper table layout (table1..table8); default: the suite's")
     parser.add_argument("--format", default="console", choices=("console", "md", "latex", "csv"))
     parser.add_argument("--paper", action="store_true", help="put the paper's numbers beside ours")
+    parser.add_argument("--ci", nargs="?", const="pm", default=None, choices=("pm", "interval"),
+                        help="follow each accuracy value with its 95%% bootstrap interval over images: ±half-width "
+                             "(pm, the default) or [low, high] (interval); n/a for records without evidence")
     parser.add_argument("--output", default=None, help="write the table to this file instead of stdout")
     parser.add_argument("--plot", default=None, metavar="FILE",
                         help="also write FPS against hIoU (see --plot-metric) per method to FILE (.png/.pdf/.svg)")
@@ -24,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the accuracy axis of --plot (default hiou; miou for the training-free family)")
 
 
-def print_table(directory: Path, layout_name: str | None, fmt: str, paper: bool, output: str | None = None) -> None:
+def print_table(directory: Path, layout_name: str | None, fmt: str, paper: bool, output: str | None = None,
+                ci: str | None = None) -> None:
     from ..results import load_records
     from ..tables import load_layout, render
 
@@ -35,7 +39,7 @@ def print_table(directory: Path, layout_name: str | None, fmt: str, paper: bool,
     if layout_name is None:  # the suite named in the records, if they agree on a table
         layouts = {r.get("table") for r in records} - {None}
         layout_name = layouts.pop() if len(layouts) == 1 else None
-    text = render(records, load_layout(layout_name) if layout_name else None, fmt, paper)
+    text = render(records, load_layout(layout_name) if layout_name else None, fmt, paper, ci)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         print(f"wrote {output}")
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         suite = load_suite(source, profile=args.profile)
         source = Path("runs") / suite.name / suite.profile
         layout = layout or suite.table
-    print_table(source, layout, args.format, args.paper, args.output)
+    print_table(source, layout, args.format, args.paper, args.output, args.ci)
     if args.plot:
         from ..results import load_records
         from ..viz.plots import speed_accuracy_plot

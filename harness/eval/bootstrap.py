@@ -47,6 +47,9 @@ class BootstrapSettings:
         return cls(resamples, float(level), seed)
 
 
+DEFAULT_SETTINGS = BootstrapSettings()
+
+
 def resample_weights(n_images: int, settings: BootstrapSettings) -> np.ndarray:
     """(resamples, n_images) how often each image is drawn in each resample; rows sum to n_images."""
     rng = np.random.default_rng(settings.seed)
@@ -88,7 +91,7 @@ def percentile_interval(values: np.ndarray, level: float) -> list[float] | None:
 
 
 def metric_intervals(evidence: Evidence, convention: str = DEFAULT_CONVENTION,
-                     settings: BootstrapSettings = BootstrapSettings()) -> dict[str, Any]:
+                     settings: BootstrapSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
     """The record's ``metrics_ci``: for each headline metric, [low, high] in percent (None where every resample
     is undefined), with how it was made; ``undefined`` counts resamples without the metric (e.g. no unseen class
     drawn), which the interval leaves out."""
@@ -143,7 +146,7 @@ def pairing_problem(a: Evidence | None, b: Evidence | None) -> str | None:
 
 def paired_difference(a: Evidence, b: Evidence, metric: str, convention_a: str = DEFAULT_CONVENTION,
                       convention_b: str = DEFAULT_CONVENTION,
-                      settings: BootstrapSettings = BootstrapSettings()) -> PairedDifference | None:
+                      settings: BootstrapSettings = DEFAULT_SETTINGS) -> PairedDifference | None:
     """The difference a - b of `metric` over the same resampled images, or None where the metric is not one
     evidence gives (speed figures) or undefined everywhere. Call `pairing_problem` first."""
     if metric not in HEADLINE:

@@ -87,3 +87,43 @@ def interval_text(record: dict[str, Any] | None, metric: str, style: str) -> str
         return "±n/a" if style == "pm" else "[n/a]"
     low, high = ci
     return f"±{(high - low) / 2:.1f}" if style == "pm" else f"[{low:.1f}, {high:.1f}]"
+
+
+CI_STYLES = ("pm", "interval")
+
+
+def _shows_both_conventions(record: dict[str, Any] | None, metric: str) -> bool:
+    return bool(record) and record.get("dataset") in BOTH_CONVENTIONS_DATASETS and metric in HEADLINE[:4]
+
+
+def annotate(text: str, record: dict[str, Any] | None, metric: str | None, ci: str | None) -> str:
+    """A table cell's text with what the evidence adds: on PC-459 / ADE-847 the other convention's value after
+    `` / ``; with ``ci`` the bootstrap interval (``±n/a`` for records without evidence). Only accuracy metrics
+    of a segmentation record are annotated."""
+    if record is None or metric not in HEADLINE or record.get("task", "segmentation") != "segmentation":
+        return text
+    if _shows_both_conventions(record, metric):
+        both = convention_metrics(record) or {}
+        others = [c for c in CONVENTIONS if c != (record.get("miou_convention") or CONVENTIONS[0])]
+        value = (both.get(others[0]) or {}).get(metric) if others else None
+        text = f"{text} / {'-' if value is None else f'{value:.1f}'}"
+    if ci:
+        text = f"{text} {interval_text(record, metric, ci)}"
+    return text
+
+
+def evidence_caption(records: list[dict[str, Any]], ci: str | None) -> str:
+    """Caption lines for what `annotate` added (empty when it added nothing)."""
+    lines = []
+    if any(_shows_both_conventions(r, "miou") for r in records):
+        own = sorted({r.get("miou_convention") or CONVENTIONS[0] for r in records
+                      if r.get("dataset") in BOTH_CONVENTIONS_DATASETS})
+        lines.append(f"PC-459 / A-847 cells: {', '.join(own)} first, then the other convention. " + CONVENTION_NOTE)
+    if ci:
+        width = "± half the width of" if ci == "pm" else "[low, high]:"
+        with_ci = [r for r in records if r.get("metrics_ci")]
+        settings = with_ci[0]["metrics_ci"] if with_ci else {"resamples": 1000, "level": 0.95}
+        lines.append(f"Intervals: {width} the {settings['level'] * 100:g}% percentile bootstrap interval over images "
+                     f"({settings['resamples']} resamples); n/a: the record has no per-image evidence (an earlier "
+                     "run).")
+    return "".join(f"\n{line}" for line in lines)
