@@ -7,49 +7,17 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from evidence_records import UNSEEN, images, write_segmentation_record
 
 from harness.__main__ import main
 from harness.check import run_check
-from harness.eval import ConfusionMatrix, compute_metrics
-from harness.eval.bootstrap import BootstrapSettings, metric_intervals, paired_difference
-from harness.eval.per_image import PerImageCounter
-from harness.eval.record_evidence import headline_by_convention, write_evidence
-from harness.results import load_records, new_record, write_record
+from harness.eval import compute_metrics
+from harness.eval.bootstrap import paired_difference
+from harness.results import load_records
 from harness.tables import render
 
-K = 6
-UNSEEN = (4, 5)
-
-
-def _images(hit: float, n: int = 40, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    gts = [torch.randint(0, K - 1, (8, 8), generator=g) for _ in range(n)]  # class 5 never in the ground truth
-    noise = [torch.randint(0, K, (8, 8), generator=g) for _ in range(n)]
-    keep = [torch.rand(8, 8, generator=g) < hit for _ in range(n)]
-    return [(torch.where(k, gt, z), gt) for gt, z, k in zip(gts, noise, keep)]
-
-
-def _write(out, method, images, dataset="synthetic_coco", with_evidence=True):
-    counter = PerImageCounter(K, seen=range(4), unseen=UNSEEN)
-    matrix = ConfusionMatrix(K)
-    for i, (pred, gt) in enumerate(images):
-        counter.add(f"{i}.png", pred, gt)
-        matrix.update(pred, gt)
-    evidence = counter.evidence()
-    metrics = compute_metrics(matrix, unseen=UNSEEN, class_names="abcdef")
-    extra = {"cell": f"bench/default/{method}", "setting": "default", "task": "segmentation",
-             "metrics_by_convention": headline_by_convention(matrix.numpy(), unseen=UNSEEN)}
-    if with_evidence:
-        extra["metrics_ci"] = metric_intervals(evidence, settings=BootstrapSettings(resamples=200))
-    record = new_record(suite="s", method=method, method_spec={}, benchmark="bench", dataset=dataset,
-                        profile="smoke", metrics=metrics, miou_convention="d2-v0.6", extra=extra)
-    path = out / "bench" / "default" / f"{method}.json"
-    if with_evidence:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        record.update(write_evidence(path, evidence))
-    write_record(path, record, confusion=matrix.numpy())
-    return evidence, metrics
+_write = write_segmentation_record
+_images = images
 
 
 @pytest.fixture
