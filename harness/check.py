@@ -33,6 +33,7 @@ import yaml
 
 from .errors import RecordError
 from .eval.claims import ClaimVerdict, claims_report, paired_claim
+from .eval.per_image import HEADLINE
 from .results import load_records
 from .tables import ratio_between, record_value
 from .yaml_lines import load_yaml
@@ -94,8 +95,10 @@ def load_reference(path: str | Path) -> tuple[dict, list[Check]]:
                 raise RecordError(f"{where}: {key} must be a number, got {item[key]!r}.")
         if item["tolerance"] < 0:
             raise RecordError(f"{where}: tolerance must be >= 0.")
-        if "significance" in item and (not isinstance(item["significance"], bool) or "over" not in item):
-            raise RecordError(f"{where}: significance must be true or false, on a check with 'over'.")
+        if "significance" in item and (not isinstance(item["significance"], bool) or "over" not in item
+                                       or item["metric"] not in HEADLINE):
+            raise RecordError(f"{where}: significance must be true or false, on a check with 'over' of one of "
+                              f"{', '.join(HEADLINE)} (what per-image evidence resamples).")
         checks.append(Check(**{k: item[k] for k in item}))
     return data, checks
 
@@ -127,7 +130,7 @@ def evaluate(records: list[dict], checks: list[Check]) -> list[Outcome]:
         how, claim = "", None
         if measured is not None and check.over:
             over, denominator, reason = _measure(records, check, check.over)
-            if over is not None:
+            if over is not None and check.metric in HEADLINE:  # speed ratios have their own pairing
                 claim = paired_claim(record, over, check.metric, check.direction)
             if denominator is not None and denominator == 0:
                 measured, reason = None, f"{check.over} has {check.metric} = 0; the ratio is undefined"

@@ -96,6 +96,8 @@ def test_significance_must_be_a_boolean_on_a_claim(tmp_path, run_dir):
     assert main(["check", str(run_dir[0]), "--against", str(_reference(tmp_path, [bad]))]) == 2
     assert main(["check", str(run_dir[0]), "--against",
                  str(_reference(tmp_path, [_claim("strong", "weak", significance="yes")]))]) == 2
+    assert main(["check", str(run_dir[0]), "--against",
+                 str(_reference(tmp_path, [_claim("strong", "weak", metric="fps", significance=True)]))]) == 2
 
 
 def test_table_command_ci_option(run_dir, capsys):
