@@ -77,6 +77,9 @@ def regress(session: nox.Session) -> None:
                 f"{out}/training-free-miniworld", "--no-progress", external=True, env={"OMP_NUM_THREADS": "1"})
     session.run(PY, "-m", "harness", "check", f"{out}/training-free-miniworld", "--against",
                 "results/reference/training-free-miniworld-cpu.yaml", external=True)
+    # Both MiniWorld runs as one self-contained HTML page (intervals, per-class IoU, speed, provenance).
+    session.run(PY, "-m", "harness", "report", f"{out}/miniworld", f"{out}/training-free-miniworld", "--html",
+                f"{out}/report.html", external=True)
 
 
 def _reproduce(number: int):
