@@ -76,7 +76,7 @@ def build_report(run_dirs: list[str | Path]) -> str:
         runs[str(directory)] = records
     everything = [r for records in runs.values() for r in records]
     tables = "\n".join(sections.paper_tables(run, records, i) for i, (run, records) in enumerate(runs.items()))
-    flags = sections.problems(everything)
+    flags = [f"{run}: {line}" for run, records in runs.items() for line in sections.problems(records)]
     per_class = "\n".join(sections.per_class(records, i) for i, records in enumerate(runs.values()))
     body = f"""
 <h1>deop-harness report</h1>
@@ -89,7 +89,7 @@ def build_report(run_dirs: list[str | Path]) -> str:
 has no per-image evidence (an earlier run). Click a header to sort.</p>
 {tables}
 <h2 id="flags">Flags and warnings</h2>
-{sections._notes(flags) if flags else '<p>No failed cells and no flagged speed figures.</p>'}
+{sections._notes(flags, all_warnings=True) if flags else '<p>No failed cells and no flagged speed figures.</p>'}
 <h2 id="per-class">Per-class IoU</h2>
 {per_class}
 <h2 id="speed">Speed</h2>

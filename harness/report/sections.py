@@ -26,10 +26,10 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _notes(lines: Sequence[str]) -> str:
+def _notes(lines: Sequence[str], all_warnings: bool = False) -> str:
     items = []
     for line in lines:
-        warn = line.startswith("WARNING") or line.startswith(FLAG_MARK) or "not the paper" in line.lower()
+        warn = all_warnings or line.startswith(("WARNING", FLAG_MARK)) or "not the paper" in line.lower()
         items.append(f'<li class="{"warning" if warn else "note"}">{esc(line)}</li>')
     return f'<ul class="notes">{"".join(items)}</ul>' if items else ""
 
@@ -66,8 +66,10 @@ def paper_tables(run: str, records: list[dict], index: int) -> str:
 
 
 def problems(records: list[dict]) -> list[str]:
-    """Per-record warnings beyond the caption: failed and skipped cells, every flagged speed figure."""
-    lines = []
+    """Every warning of the run in one list: the caption's (random weights, not the paper's setting), failed and
+    skipped cells, every flagged speed figure."""
+    lines = [line for line in caption(records, _layout_for(records), False).splitlines()[1:]
+             if line.startswith("WARNING") or line.startswith("Not the paper")]
     for r in records:
         if r.get("status") in ("failed", "skipped"):
             lines.append(f"WARNING {r.get('cell')}: {r['status']}: {(r.get('error') or '').splitlines()[:1]}")

@@ -45,6 +45,8 @@ def test_the_report_is_one_self_contained_file(report):
     assert "<link" not in text and "@import" not in text and "url(" not in text
     assert "WARNING: random weights in strong" in text  # the console caption's warnings
     assert "! speed/default/strong ms_per_image: timed rounds spread 24% &gt; 10%" in text  # every flag
+    flags = text[text.index('id="flags"'):text.index('id="per-class"')]  # all of them in one section too
+    assert "WARNING: random weights in strong" in flags and "ms_per_image: timed rounds spread 24%" in flags
     assert "400.0 !" in text  # the flagged figure in the breakdown; its stages beside it
     for key in ("commit", "threads", "convention", "intervals", "percentile bootstrap over images"):
         assert key in text
