@@ -158,6 +158,9 @@ def evidence_problem(record: dict[str, Any]) -> str | None:
     names = list(metrics.get("per_class_iou") or {})
     if evidence.num_classes != len(names) or (evidence.cls.size and evidence.cls.max() >= len(names)):
         return f"its per-image evidence {path} has {evidence.num_classes} classes, the record {len(names)}"
+    expected = record.get("evidence_images", record.get("eval_images"))
+    if expected is not None and evidence.n_images != expected:
+        return f"its per-image evidence {path} covers {evidence.n_images} images, the record {expected}"
     convention = record.get("miou_convention") or DEFAULT_CONVENTION
     if convention not in CONVENTIONS:
         return f"it names an unknown mIoU convention {convention!r}"

@@ -133,6 +133,7 @@ def test_check_verifies_the_evidence_file(tmp_path):
     path.write_text(json.dumps(record))
     assert evidence_problem(json.loads(path.read_text()) | {"_path": str(path)}) is None
     assert "gives hiou" in evidence_problem({**record, "metrics": {**metrics, "hiou": metrics["hiou"] + 1e-9}})
+    assert "covers 9 images, the record 10" in evidence_problem({**record, "evidence_images": 10})
     assert "5 classes" in evidence_problem({**record, "metrics": {**metrics, "per_class_iou": {"a": 1.0}}})
     (tmp_path / "cell.evidence.npz").write_bytes(b"junk")
     assert "cannot be read" in evidence_problem(record)
