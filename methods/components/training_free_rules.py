@@ -118,9 +118,9 @@ def proxy_attention(features: Tensor, beta: float, gamma: float) -> Tensor:
     s = gamma * (s - beta * s.mean(dim=(1, 2), keepdim=True))
     s = s.masked_fill(s < 0, float("-inf"))
     empty = torch.isinf(s).all(dim=-1, keepdim=True)
-    if empty.any():
-        eye = torch.eye(s.shape[-1], dtype=torch.bool, device=s.device)
-        s = s.masked_fill(empty & eye, 0.0)
+    # unconditionally (a no-op without an empty row): `if empty.any()` would make the host wait for the GPU
+    eye = torch.eye(s.shape[-1], dtype=torch.bool, device=s.device)
+    s = s.masked_fill(empty & eye, 0.0)
     return s.softmax(dim=-1)
 
 
