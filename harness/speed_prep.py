@@ -49,6 +49,14 @@ def _has_mask_index(args: tuple) -> bool:
     return any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices)
 
 
+def _to_host(name: str, args: tuple, kwargs: dict) -> bool:
+    if name == "aten::_to_copy":
+        device = kwargs.get("device")
+        return bool(args) and args[0].device.type != "cpu" and device is not None and torch.device(device).type == "cpu"
+    return len(args) > 1 and args[0].device.type == "cpu" and isinstance(args[1], torch.Tensor) \
+        and args[1].device.type != "cpu"
+
+
 def _never(args: tuple, kwargs: dict) -> bool:
     return False
 
@@ -68,6 +76,8 @@ class SyncCounter(TorchDispatchMode):
             self.counts[name] += 1
         elif name in MASK_INDEX_OPS and _has_mask_index(args):
             self.counts[f"{name} (boolean mask)"] += 1
+        elif name in ("aten::_to_copy", "aten::copy_") and _to_host(name, args, kwargs):
+            self.counts[f"{name} (device to host)"] += 1  # .cpu(), .tolist() of a GPU tensor: on a CPU, none
         return func(*args, **kwargs)
 
 
@@ -118,13 +128,17 @@ class GraphedCall:
         self.fn, self.warmup = fn, warmup
         self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[torch.Tensor], Any]] = {}
         self.eager_reason: str | None = None
-        self.pool = None
 
     def __call__(self, batch: Sequence[torch.Tensor]) -> Any:
         if self.eager_reason is not None:
             return self.fn(list(batch))
         key = _shape_key(batch)
         if key not in self.graphs:
+            blockers = count_sync_ops(lambda: self.fn(list(batch)))  # screened eagerly: a failed capture may
+            if blockers:  # leave the CUDA context unusable, so a call known to synchronise is not captured
+                self.eager_reason = "synchronises with the host: " + ", ".join(
+                    f"{op} x{n}" for op, n in sorted(blockers.items()))
+                return self.fn(list(batch))
             try:
                 self.graphs[key] = self._capture(batch)
             except Exception as exc:  # noqa: BLE001 - a method that cannot be captured is timed eagerly, said so
@@ -147,9 +161,7 @@ class GraphedCall:
         torch.cuda.current_stream().wait_stream(side)
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
-        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # a private memory pool per graph
             outputs = self.fn(inputs)
         return graph, inputs, outputs
 
@@ -158,3 +170,45 @@ class GraphedCall:
         if self.eager_reason is not None:
             return {"cuda_graphs": False, "eager_reason": self.eager_reason}
         return {"cuda_graphs": True, "shapes_captured": len(self.graphs)}
+
+
+# ---------------------------------------------------------------------------------------------- peak
+
+
+class GpuPeak:
+    """The GPU's practical peak, measured in the run as the CPU's is: square matmuls (``size``^3) of each kind,
+    one short sample of each before every round; bf16 and TF32 always (the two rates the timed precisions are
+    read against), fp16 or plain fp32 too when that is the timed precision. `%` peak is read against the best
+    sample of the timed kind; the datasheet figure is recorded beside it."""
+
+    def __init__(self, device: torch.device, precision: str, tf32: bool, size: int = 8192) -> None:
+        self.device, self.size = device, size
+        self.kind = {"bf16": "bf16", "fp16": "fp16"}.get(precision, "tf32" if tf32 else "fp32")
+        self.samples: dict[str, list[float]] = {k: [] for k in dict.fromkeys(("bf16", "tf32", self.kind))}
+
+    def sample(self, seconds: float) -> None:
+        from .speed import matmul_peak_tflops
+
+        for kind, values in self.samples.items():
+            dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(kind, torch.float32)
+            old = torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cuda.matmul.allow_tf32 = kind == "tf32"
+            try:
+                values.append(matmul_peak_tflops(self.device, dtype, size=self.size, seconds=seconds))
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = old
+
+    def figures(self, datasheet: tuple[float, str] | None) -> tuple[float, str, dict[str, Any]]:
+        """(peak TFLOP/s the % is read against, its source, the record's other peak fields)."""
+        timed = self.samples[self.kind]
+        peak = max(timed)
+        info: dict[str, Any] = {
+            "peak_samples_tflops": list(timed), "peak_spread": (max(timed) - min(timed)) / peak,
+            "peak_samples_by_kind": {k: list(v) for k, v in self.samples.items()},
+            "peak_measured_tflops": {k: max(v) for k, v in self.samples.items() if v},
+        }
+        if datasheet is not None:
+            info["datasheet_peak_tflops"], info["datasheet_source"] = datasheet
+        source = (f"measured: best of {len(timed)} samples of a {self.kind} matmul {self.size}^3 on {self.device}, "
+                  f"taken before every round of this group")
+        return peak, source, info
