@@ -3,6 +3,9 @@
     nox -s tests                           the test suite (same command as the README and CI)
     nox -s lint                            ruff
     nox -s speed [-- --profile smoke]      the speed suite (the main job)
+    nox -s gpu-speed [-- OUT]              issue 24's one-shot GPU check (CUDA tests + speed suite --profile
+                                           gpu-check, <= 6 min on one H200; records, tables and a log under OUT,
+                                           default results/speed-gpu-h200); installs nothing
     nox -s regress                         smoke suite, speed ratios, MiniWorld Table 3 (~25 min) and the MiniWorld
                                            training-free family (~3 min), checked
                                            against results/reference/
@@ -99,3 +102,30 @@ def reproduce_training_free(session: nox.Session) -> None:
     """Run suites/training_free.yaml and print the family's main table beside the published numbers."""
     _require_install(session)
     session.run(PY, "-m", "harness", "run", "suites/training_free.yaml", "--paper", *session.posargs, external=True)
+
+
+GPU_CHECK_TESTS = ("tests/harness/test_cuda_speed.py", "tests/methods/test_no_host_sync.py")
+
+
+@nox.session(name="gpu-speed", venv_backend="none")
+def gpu_speed(session: nox.Session) -> None:
+    """Issue 24's one-shot GPU check: the CUDA tests, then the speed suite's gpu-check profile (bf16 with CUDA
+    graphs and eager, fp32/TF32, throughput at batch 8 and 32; every method, ViT-B/16 as published, random
+    weights), then the tables. Bounded to 6 minutes (60 s tests, 290 s suite); records, `summary.md`,
+    `table.md` and `gpu-speed.log` all under OUT. Re-running resumes (cells with a record are skipped)."""
+    _require_install(session)
+    out = session.posargs[0] if session.posargs else "results/speed-gpu-h200"
+    log = f"{out}/gpu-speed.log"
+    session.run("mkdir", "-p", out, external=True)
+    session.run(PY, "-c", "import sys, torch; sys.exit(0 if torch.cuda.is_available() else "
+                "'gpu-speed needs a CUDA GPU (torch.cuda.is_available() is False)')", external=True)
+
+    def logged(command: str) -> None:  # stdout and stderr into the log too; a failing step still fails the session
+        session.run("bash", "-c", f"set -o pipefail; ({command}) 2>&1 | tee -a {log}", external=True,
+                    env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": "."})
+
+    logged(f"nvidia-smi; date -u; timeout 60 {PY} -m pytest -q -rs {' '.join(GPU_CHECK_TESTS)}")
+    logged(f"timeout 290 {PY} -m harness run suites/speed.yaml --profile gpu-check --device cuda --out {out} "
+           "--no-progress; date -u")
+    logged(f"{PY} -m harness.speed_summary {out} --format md > {out}/summary.md; cat {out}/summary.md")
+    logged(f"{PY} -m harness table {out} --format md > {out}/table.md; cat {out}/table.md")

@@ -172,6 +172,14 @@ class GraphedCall:
         return {"cuda_graphs": True, "shapes_captured": len(self.graphs)}
 
 
+def release_cuda_memory() -> None:
+    """Collect what a finished group held (its graphs' private pools among it) and return it to the device."""
+    import gc
+
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
 # ---------------------------------------------------------------------------------------------- peak
 
 

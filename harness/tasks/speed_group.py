@@ -99,6 +99,9 @@ class GroupTiming:
         for i, m in enumerate(methods):
             if m is not None and id(m) in timings and self.results[i] is None:
                 self.results[i] = self._result(m, timings, measured, group)
+        if device.type == "cuda":  # the next group's graphs and models get this group's memory back
+            del methods, measured
+            speed_prep.release_cuda_memory()
         return [r if r is not None else RuntimeError("not measured") for r in self.results]
 
     def _build(self) -> list[_Method | None]:
@@ -247,6 +250,7 @@ class GroupTiming:
         achieved = flops / batch0_s / 1e12
         return {
             "stages_ms": stages_ms, "stages_ms_spread": spreads, "breakdown_passes": len(m.passes),
+            "dominant_stage": max(stages_ms, key=stages_ms.get) if stages_ms else None,
             "stages_note": STAGES_NOTE,
             "stage_gmac": {k: v / 2e9 / b for k, v in m.flops.items()},
             "gmac_of": f"batch 0 ({', '.join(str(tuple(im.shape[-2:])) for im in self.batches[0])})",
