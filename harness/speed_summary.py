@@ -17,6 +17,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from .errors import RecordError
 from .results import load_records
 
 COLUMNS = ("benchmark", "method", "mode", "batch", "precision", "graphs", "FPS", "ms/img", "% peak (measured)",
@@ -68,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory")
     parser.add_argument("--format", choices=("md", "console"), default="md")
     args = parser.parse_args(argv)
-    records = load_records(args.directory)
+    try:
+        records = load_records(args.directory)
+    except RecordError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if not records:
         print(f"no records under {args.directory}", file=sys.stderr)
         return 2

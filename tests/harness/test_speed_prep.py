@@ -108,3 +108,31 @@ def test_gpu_peak_figures_read_percent_against_the_timed_kind_and_keep_the_datas
     assert info["datasheet_peak_tflops"] == 989.0 and info["datasheet_source"] == "datasheet H200 bf16"
     assert list(GpuPeak(torch.device("cuda"), "fp32", tf32=False).samples) == ["bf16", "tf32", "fp32"]
     assert GpuPeak(torch.device("cuda"), "fp32", tf32=True).kind == "tf32"
+
+
+def test_the_throughput_profile_runs_on_a_cpu_and_the_summary_lists_every_record(tmp_path, capsys):
+    from harness.__main__ import main
+    from harness.results import load_records
+    from harness.speed_summary import main as summary_main
+    from harness.speed_summary import summary_rows
+
+    out = tmp_path / "throughput"
+    code = main(["run", "suites/speed.yaml", "--profile", "throughput-smoke", "--out", str(out), "--no-progress",
+                 "--only", "vit-b16-bs4/*/deop,vit-b16-bs4/*/simbaseline"])
+    assert code == 0
+    records = sorted(load_records(out), key=lambda r: r["method"])
+    rows = summary_rows(records)
+    assert [row[:5] for row in rows] == [["vit-b16-bs4", m, "throughput", 4, "fp32"] for m in ("deop", "simbaseline")]
+    for row, record in zip(rows, records):
+        speed = record["speed"]
+        assert speed["n_images"] == 4 and row[6] == f"{speed['fps']:.1f}"
+        assert speed["dominant_stage"] == max(speed["stages_ms"], key=speed["stages_ms"].get)
+        assert row[10].startswith(speed["dominant_stage"] + " ")
+    ratio = records[0]["speed"]["paired"]["fps_ratio"]["vit-b16-bs4/as-published/simbaseline"]["median"]
+    assert rows[0][11] == f"{ratio:.2f}" and rows[1][11] == "-"
+    capsys.readouterr()
+    assert summary_main([str(out)]) == 0
+    assert "| vit-b16-bs4 | deop" in capsys.readouterr().out
+    assert summary_main([str(tmp_path / "missing")]) == 2  # exit 2 for unusable input, the message says why
+    (tmp_path / "empty").mkdir()
+    assert summary_main([str(tmp_path / "empty")]) == 2
