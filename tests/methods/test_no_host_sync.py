@@ -52,3 +52,19 @@ def test_the_counter_sees_each_kind_of_synchronising_op():
     assert counter.counts["aten::index (boolean mask)"] == 1
     assert counter.counts["aten::lift_fresh"] == 1
     assert sum(counter.counts.values()) == 5  # nonzero_static and x + 1 counted nothing
+
+
+def test_proxy_attention_keeps_the_diagonal_of_empty_rows_without_asking_the_host():
+    """ProxyCLIP's guard (a row with no positive similarity keeps its diagonal, not NaN) now runs unconditionally
+    on the diagonal instead of behind ``if empty.any()``: the same result, hand-computed here."""
+    from methods.components.training_free_rules import proxy_attention
+
+    same = torch.ones(1, 4, 2, 2)  # identical patches: S = 1, S' = gamma * (1 - 1.2) < 0 everywhere: all rows empty
+    torch.testing.assert_close(proxy_attention(same, beta=1.2, gamma=3.0), torch.eye(4)[None])
+    # two opposite pairs: S = +-1, mean 0, so S' = 3 * S; each row keeps its pair (S = 1) at equal weight
+    f = torch.tensor([[1.0, 1.0, -1.0, -1.0], [0.0, 0.0, 0.0, 0.0]]).view(1, 2, 2, 2)
+    expected = torch.tensor([[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5]])
+    torch.testing.assert_close(proxy_attention(f, beta=1.2, gamma=3.0), expected[None])
+    with SyncCounter() as counter:
+        proxy_attention(same, beta=1.2, gamma=3.0)
+    assert not counter.counts
