@@ -117,8 +117,9 @@ def _shape_key(batch: Sequence[torch.Tensor]) -> tuple:
 
 class GraphedCall:
     """``call(batch)`` replays a CUDA graph of ``fn`` captured for the batch's shapes (static input buffers
-    filled by copy, static outputs returned); the first call of a shape runs ``fn`` eagerly ``warmup`` times on a
-    side stream, then captures. If capture fails (the call synchronises with the host or allocates on the host),
+    filled by copy, static outputs returned); the first call of a shape runs ``fn`` eagerly once, then once more
+    counting the ops that would synchronise (`count_sync_ops`), then ``warmup`` times on a side stream, then
+    captures. If capture fails (the call synchronises with the host or allocates on the host),
     that is remembered and every later call runs eagerly: ``eager_reason`` says why, for the record.
 
     Outputs are the graph's own buffers, overwritten by the next replay of that shape (as
@@ -134,8 +135,11 @@ class GraphedCall:
             return self.fn(list(batch))
         key = _shape_key(batch)
         if key not in self.graphs:
-            blockers = count_sync_ops(lambda: self.fn(list(batch)))  # screened eagerly: a failed capture may
-            if blockers:  # leave the CUDA context unusable, so a call known to synchronise is not captured
+            # Screened eagerly, after one call that fills the method's caches (text embeddings: their cold path
+            # may read values back once), since a failed capture may leave the CUDA context unusable.
+            self.fn(list(batch))
+            blockers = count_sync_ops(lambda: self.fn(list(batch)))
+            if blockers:
                 self.eager_reason = "synchronises with the host: " + ", ".join(
                     f"{op} x{n}" for op, n in sorted(blockers.items()))
                 return self.fn(list(batch))

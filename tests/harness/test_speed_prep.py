@@ -136,3 +136,26 @@ def test_the_throughput_profile_runs_on_a_cpu_and_the_summary_lists_every_record
     assert summary_main([str(tmp_path / "missing")]) == 2  # exit 2 for unusable input, the message says why
     (tmp_path / "empty").mkdir()
     assert summary_main([str(tmp_path / "empty")]) == 2
+
+
+def test_a_call_that_synchronises_is_never_captured_and_the_reason_is_recorded(tmp_path):
+    """GraphedCall screens a call once before capturing it: SimBaseline's (it reads N') runs eagerly from then on,
+    with the ops that decided it named; no CUDA call is made on the way, so this holds on a CPU too."""
+    from harness.speed_prep import GraphedCall
+
+    env = MethodEnv(train_dataset="synthetic_coco", data_root=None, cache_dir=tmp_path, device="cpu",
+                    progress=False, log=lambda *a: None)
+    segmenter = METHODS.get("simbaseline").build_untrained(TINY, env).segmenter
+    images = [torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))]
+    vocab = Vocabulary(("red disc", "blue square", "grass"), dataset="synthetic_coco", seen=(True, True, False))
+
+    def call(batch):
+        with torch.inference_mode():
+            return segmenter.predict_batch(batch, vocab)
+
+    graphed = GraphedCall(call)
+    torch.testing.assert_close(graphed(images)[0], call(images)[0], rtol=0, atol=0)
+    assert graphed.record() == {"cuda_graphs": False,
+                                "eager_reason": "synchronises with the host: aten::lift_fresh x5, aten::nonzero x1"}
+    assert graphed.graphs == {}
+    torch.testing.assert_close(graphed(images)[0], call(images)[0], rtol=0, atol=0)  # eager from then on
