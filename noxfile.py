@@ -5,7 +5,8 @@
     nox -s speed [-- --profile smoke]      the speed suite (the main job)
     nox -s gpu-speed [-- OUT]              issue 24's one-shot GPU check (CUDA tests + speed suite --profile
                                            gpu-check, <= 6 min on one H200; records, tables and a log under OUT,
-                                           default results/speed-gpu-h200); installs nothing
+                                           default results/speed-gpu-h200); installs nothing; the same as
+                                           `PYTHONPATH=. python -m harness.gpu_check [OUT]`
     nox -s regress                         smoke suite, speed ratios, MiniWorld Table 3 (~25 min) and the MiniWorld
                                            training-free family (~3 min), checked
                                            against results/reference/
@@ -18,7 +19,6 @@ Arguments after `--` go to `python -m harness run` (e.g. `--profile smoke`, `--s
 """
 
 import sys
-from pathlib import Path
 
 import nox
 
@@ -105,38 +105,11 @@ def reproduce_training_free(session: nox.Session) -> None:
     session.run(PY, "-m", "harness", "run", "suites/training_free.yaml", "--paper", *session.posargs, external=True)
 
 
-GPU_CHECK_BENCHMARKS = (("vit-b16", 75), ("vit-b16-eager", 55), ("vit-b16-bs32", 65), ("vit-b16-fp32", 45),
-                        ("vit-b16-bs8", 50))  # (benchmark of the gpu-check profile, seconds at most): 290 s in all
-GPU_CHECK_TESTS = ("tests/harness/test_cuda_speed.py", "tests/methods/test_no_host_sync.py")
-
-
 @nox.session(name="gpu-speed", venv_backend="none")
 def gpu_speed(session: nox.Session) -> None:
-    """Issue 24's one-shot GPU check: the CUDA tests, then the speed suite's gpu-check profile (bf16 with CUDA
-    graphs and eager, fp32/TF32, throughput at batch 8 and 32; every method, ViT-B/16 as published, random
-    weights), then the tables. Bounded to 6 minutes (60 s tests, 290 s for the suite's five benchmarks, each
-    bounded on its own: one that runs over loses only its own cells); records, `summary.md`,
-    `table.md` and `gpu-speed.log` all under OUT. Re-running resumes (cells with a record are skipped)."""
+    """Issue 24's one-shot GPU check (`harness/gpu_check.py`, also runnable as `python -m harness.gpu_check`):
+    the CUDA tests, then the speed suite's gpu-check profile one benchmark at a time, each bounded (6 minutes in
+    all), then the tables; records, `summary.md`, `table.md` and `gpu-speed.log` under OUT."""
     _require_install(session)
-    out = session.posargs[0] if session.posargs else "results/speed-gpu-h200"
-    log = f"{out}/gpu-speed.log"
-    session.run("mkdir", "-p", out, external=True)
-    session.run(PY, "-c", "import sys, torch; sys.exit(0 if torch.cuda.is_available() else "
-                "'gpu-speed needs a CUDA GPU (torch.cuda.is_available() is False)')", external=True)
-
-    failed = Path(out) / "failed-steps.txt"
-    failed.unlink(missing_ok=True)
-
-    def logged(command: str, step: str) -> None:  # into the log too; a failed step is noted and the next one runs
-        session.run("bash", "-c", f"set -o pipefail; ({command}) 2>&1 | tee -a {log} || echo {step} >> {failed}",
-                    external=True, env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": "."})
-
-    logged(f"nvidia-smi; date -u; timeout 60 {PY} -m pytest -q -rs {' '.join(GPU_CHECK_TESTS)}", "cuda-tests")
-    # one run per benchmark, most important first, each bounded: one that runs over loses only its own cells
-    for benchmark, seconds in GPU_CHECK_BENCHMARKS:
-        logged(f"timeout {seconds} {PY} -m harness run suites/speed.yaml --profile gpu-check --device cuda "
-               f"--out {out} --only '{benchmark}/*' --no-progress", benchmark)
-    logged(f"{PY} -m harness.speed_summary {out} --format md > {out}/summary.md; cat {out}/summary.md", "summary")
-    logged(f"{PY} -m harness table {out} --format md > {out}/table.md; cat {out}/table.md", "table")
-    if failed.exists():
-        session.error(f"failed steps (see {log}): {', '.join(failed.read_text().split())}")
+    session.run(PY, "-m", "harness.gpu_check", *session.posargs, external=True,
+                env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": "."})

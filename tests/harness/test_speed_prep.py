@@ -159,3 +159,24 @@ def test_a_call_that_synchronises_is_never_captured_and_the_reason_is_recorded(t
                                 "eager_reason": "synchronises with the host: aten::lift_fresh x5, aten::nonzero x1"}
     assert graphed.graphs == {}
     torch.testing.assert_close(graphed(images)[0], call(images)[0], rtol=0, atol=0)  # eager from then on
+
+
+@pytest.mark.slow
+def test_the_one_shot_gpu_check_flow_rehearsed_on_a_cpu(tmp_path, monkeypatch, capsys):
+    """harness.gpu_check with a CPU profile in place of gpu-check: every step runs, writes under one folder (the
+    records, summary.md, table.md, gpu-speed.log) and a failing step is named, not fatal to the next ones."""
+    from harness import gpu_check
+
+    monkeypatch.setattr(gpu_check, "PROFILE", "throughput-smoke")
+    monkeypatch.setattr(gpu_check, "DEVICE", "cpu")
+    monkeypatch.setattr(gpu_check, "TESTS_ARGS", ("-c", "print('the CUDA tests would run here')"))
+    monkeypatch.setattr(gpu_check, "BENCHMARKS", (("vit-b16-bs4/*/deop", 120), ("no-such-benchmark/*", 60)))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("HARNESS_PLUGINS", raising=False)  # the tests' doubles: not importable from a subprocess
+    out = tmp_path / "gpu"
+    assert gpu_check.main([str(out)]) == 1
+    assert (out / "failed-steps.txt").read_text() == "no-such-benchmark\n"
+    assert "| vit-b16-bs4 | deop" in (out / "summary.md").read_text()
+    assert (out / "table.md").exists() and len(list((out / "vit-b16-bs4").rglob("*.json"))) == 1
+    log = (out / "gpu-speed.log").read_text()
+    assert "the CUDA tests would run here" in log and "matches no cell" in log
