@@ -3,6 +3,10 @@
     nox -s tests                           the test suite (same command as the README and CI)
     nox -s lint                            ruff
     nox -s speed [-- --profile smoke]      the speed suite (the main job)
+    nox -s gpu-speed [-- OUT]              issue 24's one-shot GPU check (CUDA tests + speed suite --profile
+                                           gpu-check, <= 6 min on one H200; records, tables and a log under OUT,
+                                           default results/speed-gpu-h200); installs nothing; the same as
+                                           `PYTHONPATH=. python -m harness.gpu_check [OUT]`
     nox -s regress                         smoke suite, speed ratios, MiniWorld Table 3 (~25 min) and the MiniWorld
                                            training-free family (~3 min), checked
                                            against results/reference/
@@ -102,3 +106,13 @@ def reproduce_training_free(session: nox.Session) -> None:
     """Run suites/training_free.yaml and print the family's main table beside the published numbers."""
     _require_install(session)
     session.run(PY, "-m", "harness", "run", "suites/training_free.yaml", "--paper", *session.posargs, external=True)
+
+
+@nox.session(name="gpu-speed", venv_backend="none")
+def gpu_speed(session: nox.Session) -> None:
+    """Issue 24's one-shot GPU check (`harness/gpu_check.py`, also runnable as `python -m harness.gpu_check`):
+    the CUDA tests, then the speed suite's gpu-check profile one benchmark at a time, each bounded (6 minutes in
+    all), then the tables; records, `summary.md`, `table.md` and `gpu-speed.log` under OUT."""
+    _require_install(session)
+    session.run(PY, "-m", "harness.gpu_check", *session.posargs, external=True,
+                env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": "."})

@@ -272,11 +272,13 @@ def device_peak(device: torch.device, precision: str, tf32: bool) -> tuple[float
     return matmul_peak_tflops(device, dtype), f"measured: {dtype} matmul 1024^3 on {device}"
 
 
-def autocast_context(device: torch.device, precision: str):
+def autocast_context(device: torch.device, precision: str, cache: bool = True):
+    """Autocast for bf16/fp16; ``cache=False`` for a call captured in a CUDA graph (autocast frees its cast cache
+    on exit, which the graph would still read)."""
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache)
 
 
 def set_tf32(enabled: bool) -> dict[str, bool]:

@@ -31,7 +31,14 @@ Options:
   spread_limit: 0.1            a figure whose relative spread ((p75 - p25) / median) exceeds this is flagged
   interleave: true             time the methods of a benchmark and setting together (all built at once: memory
                                of every method); false: each cell alone, ratios between cells unpaired
-  batch_size: 1                1 = latency mode; > 1 = throughput mode (per-image figures = batch time / size)
+  mode: latency                latency (batch 1, the paper's FPS) | throughput (batch_size >= 2 images of one size,
+                               the first of image_sizes: per-image figures = batch time / size; `tasks/throughput.py`)
+  batch_size: 1                images per call: 1 in latency mode, e.g. 8 or 32 in throughput mode
+  cuda_graphs: auto            replay each method's whole call from a CUDA graph per input shape (captured after
+                               warm-up, static buffers; a call that synchronises with the host runs eagerly and
+                               the record says why): auto = on a GPU, off on a CPU; true needs a GPU; false: eager
+  cast_weights: true           under bf16/fp16, cast the weight matrices once to that precision (autocast then
+                               re-casts nothing per call); recorded in `prepared` (`harness/speed_prep.py`)
   channels_last: true          convolutions (the proposal network's) in channels-last memory format (about
                                1.2x faster on a CPU; the same numbers up to float rounding)
   fold_norms: true             fold frozen normalisation layers into the convolution before them (the proposal
@@ -50,12 +57,13 @@ from ..api import Cell, CellResult, CellSkipped, RunContext
 from ..errors import ConfigError
 from ..registries import DATASETS
 from ..suite import thaw
+from .throughput import check_mode
 
 DEFAULTS: dict[str, Any] = {
     "images": 2, "image_sizes": [[480, 640], [427, 640]], "classes": "coco_stuff_171", "warmup": 0, "repeats": 3,
     "budget_s": 120.0, "precision": "fp32", "tf32": True, "compile": False, "cpu": True, "breakdown": True,
     "breakdown_passes": 3, "spread_limit": 0.1, "interleave": True, "seed": 0, "batch_size": 1,
-    "channels_last": True, "fold_norms": True,
+    "channels_last": True, "fold_norms": True, "mode": "latency", "cuda_graphs": "auto", "cast_weights": True,
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -78,9 +86,12 @@ def _options(cell: Cell) -> dict[str, Any]:
         value = opts[key]
         if not isinstance(value, int | float) or isinstance(value, bool) or not low < value <= high:
             raise ConfigError(f"{key} must be a number in ({low:g}, {high:g}], got {value!r}.")
-    for key in ("tf32", "compile", "cpu", "breakdown", "channels_last", "fold_norms", "interleave"):
+    for key in ("tf32", "compile", "cpu", "breakdown", "channels_last", "fold_norms", "interleave", "cast_weights"):
         if not isinstance(opts[key], bool):
             raise ConfigError(f"{key} must be true or false, got {opts[key]!r}.")
+    if opts["cuda_graphs"] not in ("auto", True, False):
+        raise ConfigError(f"cuda_graphs must be auto, true or false, got {opts['cuda_graphs']!r}.")
+    check_mode(opts)
     sizes = opts["image_sizes"]
     if not sizes or not all(isinstance(s, list | tuple) and len(s) == 2 and all(isinstance(v, int) and v > 0
                                                                                  for v in s) for s in sizes):
@@ -131,6 +142,9 @@ class SpeedTask:
         reason = self.skip_reason(cells[0], ctx)
         if reason:
             return [CellSkipped(reason) for _ in cells]
+        if _options(cells[0])["cuda_graphs"] is True and _device(ctx).type != "cuda":
+            error = ConfigError(f"cuda_graphs: true needs a GPU, this run is on {_device(ctx)}; use auto or false.")
+            return [error for _ in cells]
         return GroupTiming(cells, _options(cells[0]), _device(ctx), ctx).run()
 
 

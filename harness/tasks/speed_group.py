@@ -15,10 +15,11 @@ from typing import Any
 
 import torch
 
-from .. import speed
+from .. import speed, speed_prep
 from ..api import Cell, CellResult, MethodEnv, RunContext, TimingPrep
 from ..data import get_info
 from .common import method_plugin, vocabulary
+from .throughput import images_needed, same_size
 
 PEAK_SAMPLE_S = 0.2  # one matmul sample of the CPU peak, taken before every timed and instrumented round
 STAGES_NOTE = ("stages are timed separately from the headline (instrumented passes, median of breakdown_passes); "
@@ -53,6 +54,7 @@ class _Method:
 
     def __init__(self, cell: Cell, fitted: Any, prepared: dict[str, Any]) -> None:
         self.cell, self.fitted, self.segmenter, self.prepared = cell, fitted, fitted.segmenter, prepared
+        self.graphed: speed_prep.GraphedCall | None = None  # cuda_graphs: the call the timed rounds replay
         self.passes: list[list[dict[str, float]]] = []  # per instrumented pass: per batch, stage -> ms per image
         self.counts: dict[str, list[int]] = {}
         self.flops: dict[str, int] = {}
@@ -64,6 +66,9 @@ class GroupTiming:
         self.results: list[CellResult | Exception | None] = [None] * len(cells)
         self.peaks: list[float] = []
         self.known_peak = speed.datasheet_peak(device, opts["precision"], opts["tf32"])
+        # on a GPU the peak is measured too (bf16 and TF32 samples), the datasheet recorded beside it
+        self.gpu_peak = speed_prep.GpuPeak(device, opts["precision"], opts["tf32"]) if device.type == "cuda" else None
+        self.graphs = device.type == "cuda" and opts["cuda_graphs"] in ("auto", True)
 
     # ------------------------------------------------------------------------------------------ steps
 
@@ -73,7 +78,14 @@ class GroupTiming:
         info = get_info(opts["classes"])
         self.max_size = info.test_max_size
         self.vocab = vocabulary(info, zero_shot=False)  # no seen flags (as cross-dataset); the background, if any
-        images, self.source = load_images(opts, self.ctx.data_root)
+        if opts["mode"] == "throughput":  # batches of distinct images of one size
+            size = tuple(opts["image_sizes"][0])
+            images, self.source = load_images({**opts, "images": images_needed(opts),
+                                               "image_sizes": [list(size)]}, self.ctx.data_root)
+            images = same_size(images, size)
+            self.source += f"; throughput: all at {size[0]}x{size[1]}"
+        else:
+            images, self.source = load_images(opts, self.ctx.data_root)
         self.images = [im.to(device) for im in images]  # preloaded: no decoding or copies inside the timer
         b = opts["batch_size"]  # 1: latency mode; > 1: throughput mode (images cycled to fill the batches)
         self.batches = [[self.images[(i * b + j) % len(self.images)] for j in range(b)]
@@ -87,6 +99,9 @@ class GroupTiming:
         for i, m in enumerate(methods):
             if m is not None and id(m) in timings and self.results[i] is None:
                 self.results[i] = self._result(m, timings, measured, group)
+        if device.type == "cuda":  # the next group's graphs and models get this group's memory back
+            del methods, measured
+            speed_prep.release_cuda_memory()
         return [r if r is not None else RuntimeError("not measured") for r in self.results]
 
     def _build(self) -> list[_Method | None]:
@@ -99,20 +114,26 @@ class GroupTiming:
                             progress=self.ctx.progress, log=self.ctx.log)
             try:
                 fitted = method_plugin(cell.row.method).build_untrained(cell.method_options, env)
-                methods.append(_Method(cell, fitted, fitted.segmenter.prepare_for_timing(prep)))
+                prepared = fitted.segmenter.prepare_for_timing(prep)
+                if self.opts["cast_weights"] and self.opts["precision"] != "fp32":
+                    prepared.update(speed_prep.cast_weights(fitted.segmenter, self.opts["precision"]))
+                methods.append(_Method(cell, fitted, prepared))
             except Exception as exc:  # noqa: BLE001 - this cell fails, the others of the group are still timed
                 self.results[i] = exc
                 methods.append(None)
         return methods
 
-    def _infer(self, m: _Method, batch, timer=None, grad_mode=torch.inference_mode):
+    def _infer(self, m: _Method, batch, timer=None, grad_mode=torch.inference_mode, cache: bool = True):
         # FlopCounterMode's module hooks need autograd metadata that inference_mode strips: no_grad there.
-        with grad_mode(), speed.autocast_context(self.device, self.opts["precision"]):
+        # A captured call keeps no autocast cast cache (it is freed on leaving autocast, under the graph's feet).
+        with grad_mode(), speed.autocast_context(self.device, self.opts["precision"], cache=cache):
             kwargs = {"timer": timer} if timer is not None else {}
             return m.segmenter.predict_batch(batch, self.vocab, max_size=self.max_size, **kwargs)
 
     def _sample_peak(self, _round: int = 0) -> None:
-        if self.known_peak is None:
+        if self.gpu_peak is not None:
+            self.gpu_peak.sample(PEAK_SAMPLE_S)
+        elif self.known_peak is None:
             dtype = speed.peak_dtype(self.device, self.opts["precision"])
             self.peaks.append(speed.matmul_peak_tflops(self.device, dtype, seconds=PEAK_SAMPLE_S))
 
@@ -127,14 +148,24 @@ class GroupTiming:
 
     def _time(self, methods: list[_Method | None]) -> dict[int, speed.Timing]:
         live = [m for m in methods if m is not None]
-        fns = [lambda batch, m=m: self._infer(m, batch) for m in live]
+        fns = [self._timed_call(m) for m in live]
         timings, failures = speed.time_interleaved(
             fns, self.batches, self.device, warmup_rounds=self.opts["warmup"], repeats=self.opts["repeats"],
             budget_s=self.opts["budget_s"], shape_of=lambda bt: tuple(tuple(im.shape) for im in bt),
             progress=self._progress("timed round"), before_round=self._sample_peak)
         for j, exc in failures.items():
             self.results[methods.index(live[j])] = exc
+        for m in live:
+            if m.graphed is not None:
+                m.prepared.update(m.graphed.record())
         return {id(m): timings[j] for j, m in enumerate(live) if j not in failures}
+
+    def _timed_call(self, m: _Method):
+        """The call the timed rounds make: replayed from CUDA graphs (`speed_prep.GraphedCall`) or eager."""
+        if not self.graphs:
+            return lambda batch: self._infer(m, batch)
+        m.graphed = speed_prep.GraphedCall(lambda batch: self._infer(m, batch, cache=False))
+        return m.graphed
 
     def _breakdown(self, live: list[_Method]) -> None:
         """Instrumented passes, interleaved like the timed rounds, then one FLOP-counting pass per method."""
@@ -202,7 +233,9 @@ class GroupTiming:
         stages_ms = {k: statistics.mean(stage_median(k, i) for i in range(n_batches)) for k in names}
         spreads = {k: speed.relative_spread([sum(pb[i].get(k, 0.0) for i in range(n_batches)) for pb in m.passes])
                    for k in names}
-        if self.known_peak is not None:
+        if self.gpu_peak is not None:
+            peak, source, peak_info = self.gpu_peak.figures(self.known_peak)
+        elif self.known_peak is not None:
             peak, source = self.known_peak
             peak_info: dict[str, Any] = {}
         else:
@@ -217,11 +250,14 @@ class GroupTiming:
         achieved = flops / batch0_s / 1e12
         return {
             "stages_ms": stages_ms, "stages_ms_spread": spreads, "breakdown_passes": len(m.passes),
+            "dominant_stage": max(stages_ms, key=stages_ms.get) if stages_ms else None,
             "stages_note": STAGES_NOTE,
             "stage_gmac": {k: v / 2e9 / b for k, v in m.flops.items()},
             "gmac_of": f"batch 0 ({', '.join(str(tuple(im.shape[-2:])) for im in self.batches[0])})",
             "gmac": flops / 2e9, "achieved_tflops": achieved, "peak_tflops": peak, "peak_source": source,
             **peak_info, "peak_fraction": achieved / peak, "peak_percent": 100 * achieved / peak,
+            **({"peak_percent_datasheet": 100 * achieved / peak_info["datasheet_peak_tflops"]}
+               if "datasheet_peak_tflops" in peak_info else {}),
             "stage_peak_fraction": {
                 k: (m.flops.get(k, 0) / b / (stage_median(k, 0) / 1000) / 1e12) / peak
                 if stage_median(k, 0) > 0 else None for k in names},

@@ -117,10 +117,10 @@ def proxy_attention(features: Tensor, beta: float, gamma: float) -> Tensor:
     s = torch.einsum("bcm,bcn->bmn", f, f)
     s = gamma * (s - beta * s.mean(dim=(1, 2), keepdim=True))
     s = s.masked_fill(s < 0, float("-inf"))
-    empty = torch.isinf(s).all(dim=-1, keepdim=True)
-    if empty.any():
-        eye = torch.eye(s.shape[-1], dtype=torch.bool, device=s.device)
-        s = s.masked_fill(empty & eye, 0.0)
+    empty = torch.isinf(s).all(dim=-1)
+    # on the diagonal only, unconditionally (a no-op without an empty row): `if empty.any()` would make the host
+    # wait for the GPU
+    s.diagonal(dim1=-2, dim2=-1).masked_fill_(empty, 0.0)
     return s.softmax(dim=-1)
 
 

@@ -27,7 +27,8 @@ def pad_with_mean(images: Sequence[torch.Tensor] | torch.Tensor, mean: Sequence[
     w = max(im.shape[-1] for im in images)
     h, w = h + (-h) % divisor, w + (-w) % divisor
     out = images[0].new_empty((len(images), 3, h, w))
-    out[:] = torch.tensor(mean, device=out.device, dtype=out.dtype).view(1, 3, 1, 1)
+    for c, value in enumerate(mean):  # a fill per channel: no host list copied to the device per call
+        out[:, c].fill_(value)
     for i, im in enumerate(images):
         out[i, :, : im.shape[-2], : im.shape[-1]] = im
     return out

@@ -126,6 +126,7 @@ def test_speed_throughput_mode(tmp_path):
     out = tmp_path / "speed"
     code = main(["run", "suites/speed.yaml", "--profile", "smoke", "--out", str(out), "--no-progress",
                  "--only", "vit-b16/matched/deop", "--set", "benchmarks.vit-b16.options.batch_size=3",
+                 "--set", "benchmarks.vit-b16.options.mode=throughput",
                  "--set", "benchmarks.vit-b16.options.repeats=1"])
     assert code == 0
     speed = load_records(out)[0]["speed"]

@@ -8,6 +8,8 @@ timm's `resnet101c` is the same graph once `stem_width=64` (timm's own default 3
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -126,10 +128,19 @@ def freeze_stages(body: nn.Module, freeze_at: int) -> None:
             p.requires_grad_(False)
 
 
+@functools.lru_cache(maxsize=32)
+def channel_constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(1,C,1,1) tensor of per-channel constants, made once per device and dtype: building it from the Python
+    list on every call would copy host memory to the GPU inside the timed call (and cannot be captured in a CUDA
+    graph). Made outside inference mode, so that training may use it too."""
+    with torch.inference_mode(False), torch.no_grad():
+        return torch.tensor(values, device=device, dtype=dtype).view(1, -1, 1, 1)
+
+
 def normalise_images(images: torch.Tensor, cfg: MaskFormerConfig) -> torch.Tensor:
     """0-255 RGB (B,3,H,W) -> (x - mean) / std with the ImageNet statistics of METHOD_SPEC 1."""
-    mean = torch.tensor(cfg.pixel_mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.pixel_std, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    mean = channel_constant(tuple(cfg.pixel_mean), images.device, images.dtype)
+    std = channel_constant(tuple(cfg.pixel_std), images.device, images.dtype)
     return (images - mean) / std
 
 
