@@ -183,7 +183,7 @@ def _load_stages(fitted, record: dict[str, Any], cache_dir: Path, stages_from: P
                                f"or incomplete. Pass the --cache-dir that `harness run` used (default ./cache), "
                                "or re-run the suite to train it.")
         if stage == "head":  # load_head is not strict: check that every stored tensor has a home
-            stored = torch.load(directory / "final.pt", map_location="cpu")
+            stored = torch.load(directory / "final.pt", map_location="cpu", weights_only=True)
             strangers = sorted(set(stored) - set(segmenter.state_dict()))
             if strangers:
                 raise WeightsError(f"{directory}/final.pt holds tensors this {fitted.name} has no place for "

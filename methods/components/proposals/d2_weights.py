@@ -69,8 +69,28 @@ def timm_layout(body: nn.Module) -> dict[str, Any]:
     return layout
 
 
+# What a detectron2 weights pickle is made of: numpy arrays, their dtypes and scalars, and plain containers.
+# Anything else (os.system, subprocess, eval, ...) is refused before it is called, so a crafted .pkl runs nothing.
+_PICKLE_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
+    ("_codecs", "encode"),  # how protocol 2 stores the bytes of an array written by Python 3
+}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _PICKLE_ALLOWED:
+            raise pickle.UnpicklingError(
+                f"it asks for {module}.{name}, and a weights pickle holds only numpy arrays; refused without running "
+                "it (a crafted pickle runs code)")
+        return super().find_class(module, name)
+
+
 def read_detectron2_pickle(path: str | Path) -> dict[str, np.ndarray]:
-    """The name -> array dict of a detectron2 .pkl (only open files you trust: pickle runs code)."""
+    """The name -> array dict of a detectron2 .pkl, read by an unpickler that builds only numpy arrays, dtypes and
+    plain containers (a plain pickle.load would run whatever a crafted file names)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(
@@ -80,8 +100,8 @@ def read_detectron2_pickle(path: str | Path) -> dict[str, np.ndarray]:
         )
     try:
         with path.open("rb") as f:
-            data: Any = pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            data: Any = _ArraysOnlyUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise WeightsError(f"{path} is not a readable detectron2 pickle ({exc}). Re-download the file.") from exc
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         data = data["model"]
