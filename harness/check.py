@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from .errors import RecordError
+from .paths import read_text_file
 from .results import load_records
 from .tables import ratio_between, record_value
 from .yaml_lines import load_yaml
@@ -64,7 +65,7 @@ class Outcome:
 def load_reference(path: str | Path) -> tuple[dict, list[Check]]:
     path = Path(path)
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"))  # 1e-3 is a number here too
+        data = load_yaml(read_text_file(path, "reference file"), str(path))  # 1e-3 is a number here too
     except FileNotFoundError:
         raise RecordError(f"reference file {path} does not exist. References live in results/reference/.") from None
     except yaml.YAMLError as exc:

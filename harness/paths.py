@@ -15,6 +15,8 @@ from pathlib import Path
 
 from .errors import ConfigError, WeightsError
 
+MAX_TEXT_BYTES = 1 << 20  # suites, references, name and class files are KB; a bigger one is the wrong file
+
 
 def _first_existing(path: Path) -> Path:
     for candidate in (path, *path.parents):
@@ -86,3 +88,57 @@ def check_weights_file(path: str | Path, option: str) -> Path:
                            f"archive, a torch pickle or safetensors; a truncated download looks like this too). "
                            f"Give OpenAI's ViT-B-16.pt or an open_clip checkpoint.")
     return path
+
+
+def read_text_file(path: Path, what: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """A UTF-8 text file no larger than ``limit`` bytes (read no further), or a ConfigError saying which and why;
+    OSError is left to the caller, which knows what a missing file means."""
+    with open(path, "rb") as fh:
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise ConfigError(f"{what} {path} is larger than {limit} bytes; check that it is the file you meant.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {raw[exc.start]:#x} at offset {exc.start}); "
+                          f"save it as UTF-8.") from None
+
+
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file under the current umask (0644 under the usual 022). Temp files from
+    ``tempfile.mkstemp`` are 0600 whatever the umask; what we rename into place gets this mode instead, so records,
+    matrices and predictions are as readable as any file the user writes."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+# -- names that become path components ---------------------------------------------------------------------
+# A suite's name and profile, and every benchmark, setting and method row name, become folders and files under
+# --out (runs/<suite>/<profile>/<benchmark>/<setting>/<method>.json). The record finder skips hidden files and
+# the prediction folders beside records, so a name that would be skipped is refused here: both read this list.
+EVIDENCE_FOLDER_SUFFIX = ".predictions"  # run --save-predictions: <record stem>.predictions/ beside a record
+MAX_NAME_LENGTH = 100  # file systems allow 255 bytes; the record's name adds ".confusion.npy" and temp affixes
+_FORBIDDEN_CHARS = set('/\\:*?"<>|')
+
+
+def skipped_by_record_finder(part: str) -> bool:
+    """Whether the record finder passes over a path component of this name (hidden, or an evidence folder)."""
+    return part.startswith(".") or part.endswith(EVIDENCE_FOLDER_SUFFIX)
+
+
+def path_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be one path component under --out, or None when it is a plain name."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty string"
+    if name != name.strip():
+        return "must not start or end with spaces"
+    bad = sorted({c for c in name if c in _FORBIDDEN_CHARS or not c.isprintable()})
+    if bad:
+        return f"must not contain {', '.join(map(repr, bad))} (it names a folder or file)"
+    if skipped_by_record_finder(name):
+        return (f"must not start with '.' or end with {EVIDENCE_FOLDER_SUFFIX!r} (its records would be hidden from "
+                f"table, check and reference)")
+    if len(name.encode("utf-8")) > MAX_NAME_LENGTH:
+        return f"is {len(name.encode('utf-8'))} bytes long; at most {MAX_NAME_LENGTH} (it names a file)"
+    return None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RecordError
+from .paths import file_mode, skipped_by_record_finder
 
 SCHEMA = "deop-harness/record/v1"
 REQUIRED_KEYS = (
@@ -173,6 +174,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -261,12 +263,21 @@ def load_confusion(record: dict[str, Any]):
 
 
 def iter_record_files(directory: Path | str) -> Iterator[Path]:
-    """Record files under a directory (recursively), in a stable order."""
+    """Record files under a directory (recursively, through symlinked folders, each real folder once), in a
+    stable order. Hidden names and prediction folders are passed over; the suite refuses such names for cells
+    (``harness.paths.skipped_by_record_finder`` is the one rule both follow), so every record run writes is found."""
     directory = Path(directory)
-    for path in sorted(directory.rglob("*.json")):
-        # run --save-predictions writes sem_seg_predictions.json into <record stem>.predictions/ beside a record
-        if not path.name.startswith(".") and not any(p.endswith(".predictions") for p in path.relative_to(directory).parts[:-1]):
-            yield path
+    found: list[Path] = []
+    visited: set[str] = set()
+    for folder, subfolders, files in os.walk(directory, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in visited:  # a link back up the tree: walk each real folder once
+            subfolders[:] = []
+            continue
+        visited.add(real)
+        subfolders[:] = [d for d in subfolders if not skipped_by_record_finder(d)]
+        found += [Path(folder) / f for f in files if f.endswith(".json") and not skipped_by_record_finder(f)]
+    yield from sorted(found)
 
 
 def load_records(directory: Path | str) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .errors import ConfigError
+from .paths import read_text_file
 from .results import uses_random_weights
 from .yaml_lines import load_yaml
 
@@ -86,7 +87,7 @@ def load_layout(name_or_path: str | Path) -> Layout:
     if not path.exists():
         known = sorted(p.stem for p in PAPER_DIR.glob("*.yaml"))
         raise ConfigError(f"no paper table layout {str(name_or_path)!r} (looked for {path}). Known: {', '.join(known)}.")
-    data = load_yaml(path.read_text(encoding="utf-8"))
+    data = load_yaml(read_text_file(path, "table layout"), str(path))
     try:
         columns = tuple(Column(**{**c, "mean_of": tuple(c["mean_of"])} if c.get("mean_of") else c)
                         for c in data["columns"])

@@ -25,6 +25,19 @@ from .components.text import TEMPLATE_SETS
 NAME_FAMILIES = FAMILIES  # sclip, clearclip, proxyclip, plain (harness.data.name_files)
 
 
+def _check_dataset_name(dataset: Any) -> None:
+    """A per_dataset key must name a catalogued dataset: a misspelt one would be silently never applied."""
+    from harness.errors import RegistryError
+    from harness.registries import DATASETS
+
+    if isinstance(dataset, str) and dataset in DATASETS:
+        return
+    try:
+        DATASETS.entry(str(dataset))
+    except RegistryError as exc:
+        raise ConfigError(f"option per_dataset.{dataset}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class TrainingFreeSpec:
     """Everything that defines a training-free method (TRAINING_FREE_SPEC 1-2)."""
@@ -99,6 +112,7 @@ class TrainingFreeSpec:
             raise ConfigError(f"option per_dataset must map dataset names to option overrides, got "
                               f"{self.per_dataset!r}.")
         for dataset, overrides in self.per_dataset.items():
+            _check_dataset_name(dataset)
             bad = sorted(set(overrides) - PER_DATASET_OPTIONS) if isinstance(overrides, Mapping) else overrides
             if bad:
                 raise ConfigError(f"option per_dataset.{dataset}: only {', '.join(sorted(PER_DATASET_OPTIONS))} "

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, DataError
+from ..paths import read_text_file
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 ORIENTATION_TAG = 0x0112
@@ -113,13 +114,13 @@ def parse_classes(value: str) -> list[str]:
         names = list(get_info(value.removeprefix("dataset:").strip()).class_names)
         source = value
     elif Path(value).is_file():
-        text = Path(value).read_text(encoding="utf-8")
+        text = read_text_file(Path(value), "class file")
         names = [line.split("#", 1)[0] for line in text.splitlines()]
         source = f"file {value}"
     else:
         names = value.split(",")
         source = f"--classes {value!r}"
-    names = [re.sub(r"\s+", " ", n).strip() for n in names]
+    names = [re.sub(r"\s+", " ", n.replace("\ufeff", " ")).strip() for n in names]  # as the tokenizer reads them
     names = [n for n in names if n]
     if not names:
         raise ConfigError(f"no class names in {source}. Give names separated by commas "
