@@ -8,6 +8,7 @@ beside the record (``<stem>.confusion.npy``) so any metric can be recomputed wit
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -217,10 +218,24 @@ def write_record(path: Path | str, record: dict[str, Any], confusion: Any = None
             f"Choose a writable output directory with --out."
         ) from exc
     except OSError as exc:
-        if exc.errno in (30, 28):  # read-only file system, no space left
+        if exc.errno in (errno.EROFS, errno.ENOSPC, errno.EFBIG, errno.ENAMETOOLONG, errno.EDQUOT):
             raise RecordError(f"cannot write the record {path}: {exc.strerror}. Choose another --out.") from exc
         raise
     return path
+
+
+def keep_unwritten_record(path: Path, record: dict[str, Any], confusion: Any = None) -> str:
+    """After the record of a finished cell could not be written at ``path``: keep the result somewhere, and say
+    where. First a record (and its matrix) under the temp folder, else the record itself as JSON in the message,
+    so the work of the cell is never lost with the write."""
+    rescue = (Path(tempfile.gettempdir()) / "harness-unwritten" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
+              / str(record.get("cell") or path.stem)).with_suffix(".json")
+    try:
+        write_record(rescue, record, confusion=confusion)
+        return f"The result was kept in {rescue}; copy it (and its .confusion.npy) to {path}."
+    except (RecordError, OSError, ValueError):
+        text = json.dumps(_sanitize(record), sort_keys=False, default=_json_default)
+        return f"The result could not be kept in a file either; here it is (save it as {path}):\n{text}"
 
 
 def load_record(path: Path | str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import CONVENTIONS, DEFAULT_CONVENTION, compute_metrics, per_class_iou
+from .metrics import CONVENTIONS, DEFAULT_CONVENTION, compute_metrics, harmonic_mean, per_class_iou
 
 
 def _close(a: float | None, b: float | None) -> bool:
@@ -59,31 +59,33 @@ HEADLINE = ("miou", "pacc", "miou_seen", "miou_unseen", "hiou")
 
 def _headline_problem(record: dict[str, Any], matrix: np.ndarray, path: Path) -> str | None:
     """Every headline metric the record states, recomputed from the matrix (an edited hIoU is refused even when
-    its per-class IoU is intact). The seen/unseen split is the record's dataset's, from the catalog."""
+    its per-class IoU is intact). The seen/unseen split is the record's dataset's, from the catalog; for a dataset
+    the catalog does not know, seen and unseen are taken as stated and hIoU must be their harmonic mean."""
     from harness.errors import HarnessError
+    from harness.registries import DATASETS
 
     metrics = record["metrics"]
+    for key in HEADLINE:
+        value = metrics.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"its {key} is {value!r}, not a number"
+    checked = [k for k in HEADLINE if k in metrics]
     unseen: tuple[int, ...] = ()
     if any(k in metrics for k in ("miou_seen", "miou_unseen", "hiou")):
-        from harness.registries import DATASETS
-
         try:
             unseen = tuple(DATASETS.get(record.get("dataset")).unseen)
         except (HarnessError, TypeError):
-            return (f"its seen/unseen metrics cannot be verified: its dataset {record.get('dataset')!r} is not in "
-                    f"the catalog")
+            checked = [k for k in checked if k in ("miou", "pacc")]
+            if "hiou" in metrics and not _close(metrics["hiou"], harmonic_mean(metrics.get("miou_seen"),
+                                                                                metrics.get("miou_unseen"))):
+                return f"its hiou {metrics['hiou']} is not the harmonic mean of its seen and unseen mIoU"
     names = list(metrics.get("per_class_iou") or {})
     try:
         again = compute_metrics(matrix, unseen=unseen, convention=record.get("miou_convention") or
                                 DEFAULT_CONVENTION, class_names=names)
     except ValueError as exc:
         return f"its metrics cannot be recomputed from {path} ({exc})"
-    for key in HEADLINE:
-        if key not in metrics:
-            continue
-        value = metrics[key]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            return f"its {key} is {value!r}, not a number"
-        if not _close(value, again.get(key)):
-            return f"its confusion matrix {path} gives {key} {again.get(key)}, the record {value}"
+    for key in checked:
+        if not _close(metrics[key], again.get(key)):
+            return f"its confusion matrix {path} gives {key} {again.get(key)}, the record {metrics[key]}"
     return None
