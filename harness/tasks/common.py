@@ -43,13 +43,18 @@ def dataset_root(info, root, params: dict):
     data root keyed by its generation parameters, ``_synthetic/<key>``, so two runs that want different
     variants (two profiles on one data root) never regenerate data under each other."""
     import hashlib
+    import inspect
     import json
 
     from ..data.layout import data_root
+    from ..data.synthetic import ensure_synthetic
 
     if not info.synthetic:
         return root
-    key = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    defaults = {k: p.default for k, p in inspect.signature(ensure_synthetic).parameters.items()
+                if p.kind is p.KEYWORD_ONLY}  # {} and the defaults written out are one variant
+    full = {**defaults, **params}
+    key = hashlib.sha256(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return data_root(root) / "_synthetic" / key
 
 
