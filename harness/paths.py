@@ -35,9 +35,22 @@ def _check_parent(path: Path, option: str) -> None:
         raise ConfigError(f"{option} {path}: the folder {ancestor} is not writable. Choose another path.")
 
 
+PATH_MAX, NAME_MAX = 4096, 255  # Linux's limits, in bytes, on a path and on one of its components
+
+
+def _check_length(path: Path, option: str) -> None:
+    """A path the file system cannot hold is an error now (``exists()`` itself would raise ENAMETOOLONG)."""
+    full = os.fsencode(os.path.abspath(path))
+    longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+    if len(full) >= PATH_MAX or longest > NAME_MAX:
+        raise ConfigError(f"{option} {str(path)[:80]}...: too long for the file system ({len(full)} bytes, a "
+                          f"component of {longest}; limits {PATH_MAX} and {NAME_MAX}). Choose a shorter path.")
+
+
 def check_output_file(path: str | Path, option: str, suffixes: Iterable[str] | None = None) -> Path:
     """``path`` can be written as a file (its folders are created on writing); ``suffixes``: the formats allowed."""
     path = Path(path)
+    _check_length(path, option)
     if suffixes is not None:
         allowed = tuple(suffixes)
         if path.suffix.lower() not in allowed:
@@ -54,6 +67,7 @@ def check_output_file(path: str | Path, option: str, suffixes: Iterable[str] | N
 def check_output_dir(path: str | Path, option: str) -> Path:
     """``path`` is, or can be created as, a writable folder."""
     path = Path(path)
+    _check_length(path, option)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} {path} is a file, not a folder. Choose a folder (it is created if missing).")
     if path.is_dir():
@@ -67,6 +81,7 @@ def check_output_dir(path: str | Path, option: str) -> Path:
 def check_input_dir(path: str | Path, option: str) -> Path:
     """``path`` is a folder or does not exist yet (e.g. a data root where synthetic data will be generated)."""
     path = Path(path)
+    _check_length(path, option)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} {path} is a file, not a folder. Give the folder (it is created if missing).")
     return path

@@ -26,11 +26,10 @@ from typing import Any
 from .api import Cell, CellResult, CellSkipped, RunContext
 from .errors import ConfigError, HarnessError, RecordError
 from .eval.evidence import confusion_problem
+from .paths import PATH_MAX
 from .registries import METHODS, TASKS
 from .results import keep_unwritten_record, load_record, new_record, write_record
 from .suite import Suite, merge_options, thaw
-
-PATH_MAX = 4096  # Linux's limit on a path's length in bytes
 
 
 def _task_option_names(task: str) -> tuple[str, ...] | None:

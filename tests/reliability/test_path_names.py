@@ -11,6 +11,7 @@ from harness.eval.metrics import compute_metrics
 from harness.paths import path_name_problem
 from harness.results import iter_record_files, load_records, new_record, write_record
 
+
 def _suite(tmp_path, suite="s", method="deop", benchmark="coco-stuff", setting="default", profile="p"):
     q = json.dumps  # a JSON string is a double-quoted YAML string: escapes such as \t mean the same
     path = tmp_path / "s.yaml"
