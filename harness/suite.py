@@ -310,9 +310,12 @@ def _validate(data: dict, path: Path, profile: str, applied: tuple[str, ...], pr
     )
 
 
+MAX_THREADS = 1024  # torch would try to start them all
+
+
 def _threads(value: int | None, where: _Where) -> int | None:
-    if value is not None and value < 1:
-        raise where.error(("threads",), f"threads must be a positive integer, got {value}.")
+    if value is not None and not 1 <= value <= MAX_THREADS:
+        raise where.error(("threads",), f"threads must be an integer in [1, {MAX_THREADS}], got {value}.")
     return value
 
 

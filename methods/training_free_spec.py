@@ -89,19 +89,19 @@ class TrainingFreeSpec:
         if not isinstance(self.names, str) or (self.names not in FAMILIES and not self.names.endswith(".txt")):
             raise ConfigError(f"option names={self.names!r}: unknown names family; choose one of "
                               f"{', '.join(FAMILIES)}, or give the path of a name file ending in .txt.")
-        for name in ("short_side", "max_long_side", "pamr_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "pamr_steps" else 1):
-                raise ConfigError(f"option {name} must be a positive integer, got {value!r}.")
+        for name, (low, high) in {"short_side": (1, 8192), "max_long_side": (1, 8192), "pamr_steps": (0, 1000)}.items():
+            value = getattr(self, name)  # the upper bounds stop a typo from asking for terabytes or days
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"option {name} must be an integer in [{low}, {high}], got {value!r}.")
         for name in ("pamr", "pad_to_patch"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"option {name} must be true or false, got {getattr(self, name)!r}.")
         if self.pad_to_patch and self.pad_to:
             raise ConfigError("options pad_to and pad_to_patch exclude each other: pad to a fixed multiple or to the "
                               "patch size.")
-        if not self.pamr_dilations or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
+        if not self.pamr_dilations or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 1024
                                           for d in self.pamr_dilations):
-            raise ConfigError(f"option pamr_dilations must list integers >= 1, got {list(self.pamr_dilations)}.")
+            raise ConfigError(f"option pamr_dilations must list integers in [1, 1024], got {list(self.pamr_dilations)}.")
         self.rule()  # sigma / beta / gamma ranges
         self.slide_config()  # mode, crop, stride, pad_to, window_batch
         self.decision()  # tau, prob_thd, area_thd
