@@ -315,7 +315,7 @@ MAX_THREADS = 1024  # torch would try to start them all
 
 def _threads(value: int | None, where: _Where) -> int | None:
     if value is not None and not 1 <= value <= MAX_THREADS:
-        raise where.error(("threads",), f"threads must be an integer in [1, {MAX_THREADS}], got {value}.")
+        raise where.error(("threads",), f"threads must be a positive integer (at most {MAX_THREADS}), got {value}.")
     return value
 
 

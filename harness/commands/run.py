@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     threads = args.threads if args.threads is not None else suite.threads
     if threads is not None:
         if not 1 <= threads <= MAX_THREADS:
-            raise ConfigError(f"--threads must be an integer in [1, {MAX_THREADS}], got {threads}.")
+            raise ConfigError(f"--threads must be a positive integer (at most {MAX_THREADS}), got {threads}.")
         import torch
 
         torch.set_num_threads(threads)  # records say how many (env.threads)
