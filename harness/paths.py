@@ -157,3 +157,14 @@ def path_name_problem(name: object) -> str | None:
     if len(name.encode("utf-8")) > MAX_NAME_LENGTH:
         return f"is {len(name.encode('utf-8'))} bytes long; at most {MAX_NAME_LENGTH} (it names a file)"
     return None
+
+
+def refused_pickle_message(path: str | Path, exc: BaseException) -> str:
+    """What to say when ``torch.load(weights_only=True)`` refuses a file: torch's own text advises
+    ``weights_only=False``, which would run whatever the file names. Ours says what the file asks for instead."""
+    import re
+
+    asked = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    what = f" ({asked.group(1)})" if asked else ""
+    return (f"{path} holds Python objects{what} that a weights file never needs; it was refused without running "
+            f"them (a crafted pickle runs code). Use a checkpoint of tensors only, from the official source.")

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from harness.errors import WeightsError
+from harness.paths import refused_pickle_message
 
 _STEM = {"conv1": ("conv1.0", "conv1.1"), "conv2": ("conv1.3", "conv1.4"), "conv3": ("conv1.6", "bn1")}
 _NORM_FIELDS = ("weight", "bias", "running_mean", "running_var")
@@ -107,7 +108,12 @@ def read_detectron2_pickle(path: str | Path) -> dict[str, np.ndarray]:
         data = data["model"]
     if not isinstance(data, dict) or not data:
         raise WeightsError(f"{path} holds no name -> array dict; it is not a detectron2 weights pickle.")
-    return {str(k): np.asarray(v) for k, v in data.items()}
+    arrays = {str(k): np.asarray(v) for k, v in data.items()}
+    foreign = sorted(k for k, v in arrays.items() if v.dtype.kind not in "biuf")
+    if foreign:  # strings or objects where weights belong: not a weights file (torch could not convert them)
+        raise WeightsError(f"{path} holds non-numeric arrays ({', '.join(foreign[:3])}); it is not a detectron2 "
+                           f"weights pickle. Re-download the file.")
+    return arrays
 
 
 def detectron2_to_timm_state(arrays: dict[str, np.ndarray], **layout: Any) -> dict[str, torch.Tensor]:
@@ -134,7 +140,10 @@ def load_backbone_weights(body: nn.Module, path: str | Path) -> dict[str, str]:
     else:
         if not path.is_file():
             raise WeightsError(f"Backbone weights file {path} does not exist; fix pretrained_backbone.")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise WeightsError(refused_pickle_message(path, exc)) from None
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
     own = body.state_dict()
