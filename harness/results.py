@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RecordError
-from .paths import file_mode, skipped_by_record_finder
+from .paths import file_mode, path_name_problem, skipped_by_record_finder
 
 SCHEMA = "deop-harness/record/v1"
 REQUIRED_KEYS = (
@@ -263,8 +263,29 @@ def load_record(path: Path | str) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
         raise RecordError(f"record {path} lacks the fields {missing}; it is incomplete. Re-run its suite.")
+    problem = _field_problem(record)
+    if problem:
+        raise RecordError(f"record {path} is damaged: {problem}. Delete it and re-run its suite.")
     record["_path"] = str(path)
     return record
+
+
+def _field_problem(record: dict[str, Any]) -> str | None:
+    """What makes a record's fields unusable (wrong types an edit or another tool left), or None."""
+    if record["status"] not in STATUSES:
+        return f"status {record['status']!r} is not one of {', '.join(STATUSES)}"
+    for key in ("metrics", "speed", "weights", "method_spec"):
+        if not isinstance(record[key], dict):
+            return f"{key} is {type(record[key]).__name__}, not a mapping"
+    if not isinstance(record["metrics"].get("per_class_iou", {}), dict):
+        return "metrics.per_class_iou is not a mapping of class name to IoU"
+    for key, value in record["metrics"].items():
+        if key != "per_class_iou" and value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"metrics.{key} is {value!r}, not a number"
+    name = record.get("confusion_file")
+    if name is not None and (not isinstance(name, str) or path_name_problem(name)):
+        return f"confusion_file {name!r} is not a file name beside the record"
+    return None
 
 
 def load_confusion(record: dict[str, Any]):
