@@ -101,6 +101,9 @@ def load_demo_model(*, method: str | None, options: Mapping[str, Any], weights: 
                     data_root=None, cache_dir=Path(cache_dir), device=device, seed=clip_seed, progress=False,
                     log=log)
     fitted = plugin.build_untrained(options, env)
+    fallback = (fitted.weights.get("clip") or {}).get("fallback")
+    if explicit_weights and fallback:  # build_untrained falls back to random CLIP (for timing); asked-for weights must load
+        raise WeightsError(f"--weights: {fallback}")
     if record is None:
         if plugin.kind != "training-free":  # a training-free method is complete with its CLIP (and DINO)
             meaningless.append("the proposal network, prompts and head are untrained (random); pass --stages-from "
