@@ -38,7 +38,7 @@ def test_a_few_harmless_aliases_still_load():
 
 @pytest.mark.parametrize("content, message", [
     (HEAD.encode() + b"description: caf\xe9\n", "is not UTF-8 text (byte 0xe9 at offset"),
-    (b"x: " + b"[" * 5000 + b"]" * 5000, "is nested too deeply to parse"),
+    (b"x: " + b"[" * 2000 + b"]" * 2000, "is nested too deeply to parse"),
     (HEAD.encode() + b"# " + b"x" * (1 << 20) + b"\n", "is larger than 1048576 bytes"),
 ])
 def test_non_utf8_deep_or_huge_suites_are_clear_errors(cli, tmp_path, content, message):
@@ -79,11 +79,25 @@ def test_deeply_nested_or_huge_json_predictions_are_clear_errors(tmp_path, monke
         read_sem_seg_json(small)
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that says it is width x height, grey, 8-bit (a bomb's header: Pillow reads it at open)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
 def test_a_400_megapixel_label_png_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
-    Image.new("L", (20_000, 20_000)).save(path)  # 400 MP, a few hundred KB on disk
-    assert path.stat().st_size < 1 << 20
-    with pytest.raises(DataError, match=r"has more than 89478485 pixels"):
+    path.write_bytes(_png_header(20_000, 20_000))  # 400 MP declared in 57 bytes
+    with pytest.raises(DataError, match=r"has more than 89478485 pixels, far more than a dataset image"):
+        read_label(path)
+    path.write_bytes(_png_header(9_000, 9_000))  # 81 MP: below the limit, so it is opened (and then fails as a
+    with pytest.raises(DataError, match=r"cannot be read"):  # truncated file, which it is)
         read_label(path)
 
 

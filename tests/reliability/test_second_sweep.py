@@ -21,3 +21,9 @@ def test_a_bad_input_ends_clearly_or_safely(case, tmp_path, monkeypatch):
     code, printed = case.run(tmp_path)
     assert "Traceback" not in printed, printed
     assert code == case.code and case.text in printed, (code, printed[-2000:])
+
+
+def test_the_table_in_sweep_2_md_lists_every_case_with_its_outcomes():
+    table = (Path(__file__).parent / "SWEEP_2.md").read_text(encoding="utf-8")
+    for case in CASES:
+        assert f"| {case.id} | {case.area} | {case.before} | {case.code}: " in table, case.id
