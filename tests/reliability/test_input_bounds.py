@@ -117,3 +117,21 @@ def test_demo_reads_16_bit_grey_by_scaling_and_refuses_float_images(tmp_path):
     Image.fromarray(np.ones((8, 8), np.float32)).save(tmp_path / "f.tif")
     with pytest.raises(DataError, match="floating-point image .*8- and 16-bit"):
         read_image(tmp_path / "f.tif", 512)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ("cell: [a]", "cell must be text, got ['a']"),
+    ("metric: {m: 1}", "metric must be text, got {'m': 1}"),
+    ("note: 5", "note must be text, got 5"),
+    ("value: .nan", "value must be a number (a finite one), got nan"),
+    ("tolerance: .inf", "tolerance must be a number (a finite one), got inf"),
+])
+def test_a_reference_with_a_wrongly_typed_field_is_exit_2(cli, tmp_path, fields, message):
+    item = {"cell": "c", "metric": "hiou", "value": "1", "tolerance": "1", "direction": "higher"}
+    key, value = fields.split(": ", 1)
+    item[key] = value
+    ref = tmp_path / "ref.yaml"
+    ref.write_text("checks:\n- {" + ", ".join(f"{k}: {v}" for k, v in item.items()) + "}\n")
+    (tmp_path / "runs").mkdir()
+    code, _, err = cli("check", tmp_path / "runs", "--against", ref)
+    assert code == 2 and message in err and "Traceback" not in err, err
