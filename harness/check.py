@@ -25,6 +25,7 @@ Exit codes: 0 all hold, 1 something regressed or is missing, 2 unusable input.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import yaml
 from .errors import RecordError
 from .eval.claims import ClaimVerdict, claims_report, paired_claim
 from .eval.per_image import HEADLINE
+from .paths import read_text_file
 from .results import load_records
 from .tables import ratio_between, record_value
 from .yaml_lines import load_yaml
@@ -72,9 +74,11 @@ class Outcome:
 def load_reference(path: str | Path) -> tuple[dict, list[Check]]:
     path = Path(path)
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"))  # 1e-3 is a number here too
+        data = load_yaml(read_text_file(path, "reference file"), str(path))  # 1e-3 is a number here too
     except FileNotFoundError:
         raise RecordError(f"reference file {path} does not exist. References live in results/reference/.") from None
+    except OSError as exc:
+        raise RecordError(f"reference file {path} cannot be read ({exc.strerror}); give a reference YAML file.") from None
     except yaml.YAMLError as exc:
         raise RecordError(f"reference file {path} is malformed YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("checks"), list) or not data["checks"]:
@@ -88,11 +92,15 @@ def load_reference(path: str | Path) -> tuple[dict, list[Check]]:
         missing = {"cell", "metric", "value", "tolerance", "direction"} - set(item)
         if unknown or missing:
             raise RecordError(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}.")
+        wrong = [key for key in ("cell", "metric", "direction", "over", "suite", "note")
+                 if key in item and not isinstance(item[key], str) and not (key in ("over", "suite") and item[key] is None)]
+        if wrong:
+            raise RecordError(f"{where}: {', '.join(f'{k} must be text, got {item[k]!r}' for k in wrong)}.")
         if item["direction"] not in DIRECTIONS:
             raise RecordError(f"{where}: direction must be one of {DIRECTIONS}, got {item['direction']!r}.")
         for key in ("value", "tolerance"):
-            if not isinstance(item[key], int | float) or isinstance(item[key], bool):
-                raise RecordError(f"{where}: {key} must be a number, got {item[key]!r}.")
+            if not isinstance(item[key], int | float) or isinstance(item[key], bool) or not math.isfinite(item[key]):
+                raise RecordError(f"{where}: {key} must be a number (a finite one), got {item[key]!r}.")
         if item["tolerance"] < 0:
             raise RecordError(f"{where}: tolerance must be >= 0.")
         if "significance" in item and (not isinstance(item["significance"], bool) or "over" not in item

@@ -8,6 +8,7 @@ beside the record (``<stem>.confusion.npy``) so any metric can be recomputed wit
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RecordError
+from .paths import file_mode, path_name_problem, skipped_by_record_finder
 
 SCHEMA = "deop-harness/record/v1"
 REQUIRED_KEYS = (
@@ -173,6 +175,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -215,10 +218,24 @@ def write_record(path: Path | str, record: dict[str, Any], confusion: Any = None
             f"Choose a writable output directory with --out."
         ) from exc
     except OSError as exc:
-        if exc.errno in (30, 28):  # read-only file system, no space left
+        if exc.errno in (errno.EROFS, errno.ENOSPC, errno.EFBIG, errno.ENAMETOOLONG, errno.EDQUOT):
             raise RecordError(f"cannot write the record {path}: {exc.strerror}. Choose another --out.") from exc
         raise
     return path
+
+
+def keep_unwritten_record(path: Path, record: dict[str, Any], confusion: Any = None) -> str:
+    """After the record of a finished cell could not be written at ``path``: keep the result somewhere, and say
+    where. First a record (and its matrix) under the temp folder, else the record itself as JSON in the message,
+    so the work of the cell is never lost with the write."""
+    rescue = (Path(tempfile.gettempdir()) / "harness-unwritten" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
+              / str(record.get("cell") or path.stem)).with_suffix(".json")
+    try:
+        write_record(rescue, record, confusion=confusion)
+        return f"The result was kept in {rescue}; copy it (and its .confusion.npy) to {path}."
+    except (RecordError, OSError, ValueError):
+        text = json.dumps(_sanitize(record), sort_keys=False, default=_json_default)
+        return f"The result could not be kept in a file either; here it is (save it as {path}):\n{text}"
 
 
 def load_record(path: Path | str) -> dict[str, Any]:
@@ -246,8 +263,29 @@ def load_record(path: Path | str) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
         raise RecordError(f"record {path} lacks the fields {missing}; it is incomplete. Re-run its suite.")
+    problem = _field_problem(record)
+    if problem:
+        raise RecordError(f"record {path} is damaged: {problem}. Delete it and re-run its suite.")
     record["_path"] = str(path)
     return record
+
+
+def _field_problem(record: dict[str, Any]) -> str | None:
+    """What makes a record's fields unusable (wrong types an edit or another tool left), or None."""
+    if record["status"] not in STATUSES:
+        return f"status {record['status']!r} is not one of {', '.join(STATUSES)}"
+    for key in ("metrics", "speed", "weights", "method_spec"):
+        if not isinstance(record[key], dict):
+            return f"{key} is {type(record[key]).__name__}, not a mapping"
+    if not isinstance(record["metrics"].get("per_class_iou", {}), dict):
+        return "metrics.per_class_iou is not a mapping of class name to IoU"
+    for key, value in record["metrics"].items():
+        if key != "per_class_iou" and value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"metrics.{key} is {value!r}, not a number"
+    name = record.get("confusion_file")
+    if name is not None and (not isinstance(name, str) or path_name_problem(name)):
+        return f"confusion_file {name!r} is not a file name beside the record"
+    return None
 
 
 def load_confusion(record: dict[str, Any]):
@@ -261,12 +299,21 @@ def load_confusion(record: dict[str, Any]):
 
 
 def iter_record_files(directory: Path | str) -> Iterator[Path]:
-    """Record files under a directory (recursively), in a stable order."""
+    """Record files under a directory (recursively, through symlinked folders, each real folder once), in a
+    stable order. Hidden names and prediction folders are passed over; the suite refuses such names for cells
+    (``harness.paths.skipped_by_record_finder`` is the one rule both follow), so every record run writes is found."""
     directory = Path(directory)
-    for path in sorted(directory.rglob("*.json")):
-        # run --save-predictions writes sem_seg_predictions.json into <record stem>.predictions/ beside a record
-        if not path.name.startswith(".") and not any(p.endswith(".predictions") for p in path.relative_to(directory).parts[:-1]):
-            yield path
+    found: list[Path] = []
+    visited: set[str] = set()
+    for folder, subfolders, files in os.walk(directory, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in visited:  # a link back up the tree: walk each real folder once
+            subfolders[:] = []
+            continue
+        visited.add(real)
+        subfolders[:] = [d for d in subfolders if not skipped_by_record_finder(d)]
+        found += [Path(folder) / f for f in files if f.endswith(".json") and not skipped_by_record_finder(f)]
+    yield from sorted(found)
 
 
 def load_records(directory: Path | str) -> list[dict[str, Any]]:

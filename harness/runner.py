@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,9 @@ from .errors import ConfigError, HarnessError, RecordError
 from .eval.evidence import confusion_problem
 from .eval.per_image import evidence_problem
 from .eval.record_evidence import write_evidence
+from .paths import PATH_MAX
 from .registries import METHODS, TASKS
-from .results import load_record, new_record, write_record
+from .results import keep_unwritten_record, load_record, new_record, write_record
 from .suite import Suite, merge_options, thaw
 
 
@@ -142,6 +144,10 @@ def preflight(cells: list[Cell], ctx: RunContext, force: bool) -> None:
     for cell in cells:
         task = TASKS.get(cell.benchmark.task)
         path = record_path(ctx.out_dir, cell)
+        longest = len(os.fsencode(os.path.abspath(path))) + len(".confusion.npy") + 40  # + a temp file's affixes
+        if longest > PATH_MAX:  # found now, not when the finished cell's record cannot be written
+            raise ConfigError(f"the record of cell {cell.id} would be {path}, a path too long for the file system "
+                              f"({longest} of {PATH_MAX} bytes with its temp name); pass a shorter --out.")
         if not hasattr(task, "preflight") or (not force and not _resume_decision(path, cell, False, None, dry=True)[0]):
             continue
         for problem in task.preflight(cell, ctx):
@@ -244,11 +250,15 @@ def _write(path: Path, cell: Cell, spec: dict, result: CellResult | None, error:
     )
     from .train import distributed as dist_utils
 
-    if dist_utils.is_main():  # under torchrun every rank computes, rank 0 writes
-        if result.evidence is not None:  # written first: a record never names a missing file
-            record.update(write_evidence(path, result.evidence))
-        write_record(path, record, confusion=result.confusion)
-    dist_utils.barrier()
+    try:
+        if dist_utils.is_main():  # under torchrun every rank computes, rank 0 writes
+            if result.evidence is not None:  # written first: a record never names a missing file
+                record.update(write_evidence(path, result.evidence))
+            write_record(path, record, confusion=result.confusion)
+    except (RecordError, OSError) as exc:
+        raise RecordError(f"{exc} {keep_unwritten_record(path, record, result.confusion)}") from None
+    finally:
+        dist_utils.barrier()
 
 
 def _groups(cells: list[Cell]) -> list[list[Cell]]:
@@ -332,8 +342,12 @@ def run_suite(suite: Suite, ctx: RunContext, force: bool = False, only: str | No
                 outcomes[cell.id] = CellOutcome(cell, "failed", path, error)
                 tqdm.write(f"cell {cell.id} failed: {error} (recorded in {path})")
             else:
-                _write(path, cell, spec, result, None, None, wall_s)
-                outcomes[cell.id] = CellOutcome(cell, "ok", path, notes[cell.id])
+                try:
+                    _write(path, cell, spec, result, None, None, wall_s)
+                    outcomes[cell.id] = CellOutcome(cell, "ok", path, notes[cell.id])
+                except RecordError as exc:  # computed but not written: kept elsewhere, the run goes on
+                    outcomes[cell.id] = CellOutcome(cell, "failed", path, str(exc))
+                    tqdm.write(f"cell {cell.id}: {exc}")
             bar.update(1)
     bar.close()
     return RunSummary([outcomes[cell.id] for cell in cells])

@@ -44,6 +44,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .paths import path_name_problem
 from .suite_values import apply_override, freeze, merge_options, parse_override, thaw, type_name
 from .yaml_lines import KeyPath, format_path, read_yaml_file
 
@@ -158,8 +159,9 @@ def _check_names_unique(items: list[dict], section: str, where: _Where) -> None:
         name = item["name"]
         if name in seen:
             raise where.error((section, i, "name"), f"duplicate name {name!r} (also {section}[{seen[name]}]).")
-        if "/" in name or name != name.strip() or not name:
-            raise where.error((section, i, "name"), f"name {name!r} must be non-empty, without '/' or edge spaces.")
+        problem = path_name_problem(name)
+        if problem:
+            raise where.error((section, i, "name"), f"name {name!r} {problem}; choose a plain name.")
         seen[name] = i
 
 
@@ -224,6 +226,9 @@ def load_suite(path: str | Path, profile: str | None = None, overrides: list[str
 
     profiles = data.get("profiles") or {}
     for name, body in profiles.items():
+        problem = path_name_problem(name)
+        if problem:  # the default --out is runs/<suite>/<profile>
+            raise where.error(("profiles", name), f"profile name {name!r} {problem}; choose a plain name.")
         if not isinstance(body, dict):
             raise where.error(("profiles", name), f"a profile is a mapping of KEY: VALUE overrides, got "
                                                   f"{type_name(body)}.")
@@ -257,6 +262,9 @@ def load_suite(path: str | Path, profile: str | None = None, overrides: list[str
 def _validate(data: dict, path: Path, profile: str, applied: tuple[str, ...], profile_names: tuple[str, ...],
               where: _Where) -> Suite:
     _check_mapping(data, TOP_KEYS, (), where, required=REQUIRED_TOP)
+    problem = path_name_problem(data["suite"])
+    if problem:  # the default --out is runs/<suite>/<profile>
+        raise where.error(("suite",), f"suite name {data['suite']!r} {problem}; choose a plain name.")
     methods_raw = data["methods"]
     benchmarks_raw = data["benchmarks"]
     settings_raw = data.get("settings") or [{"name": DEFAULT_SETTING}]
@@ -302,9 +310,12 @@ def _validate(data: dict, path: Path, profile: str, applied: tuple[str, ...], pr
     )
 
 
+MAX_THREADS = 1024  # torch would try to start them all
+
+
 def _threads(value: int | None, where: _Where) -> int | None:
-    if value is not None and value < 1:
-        raise where.error(("threads",), f"threads must be a positive integer, got {value}.")
+    if value is not None and not 1 <= value <= MAX_THREADS:
+        raise where.error(("threads",), f"threads must be a positive integer (at most {MAX_THREADS}), got {value}.")
     return value
 
 

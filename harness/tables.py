@@ -20,6 +20,7 @@ from tabulate import tabulate
 
 from .errors import ConfigError
 from .eval.record_evidence import annotate, evidence_caption
+from .paths import read_text_file
 from .results import uses_random_weights
 from .yaml_lines import load_yaml
 
@@ -87,7 +88,7 @@ def load_layout(name_or_path: str | Path) -> Layout:
     if not path.exists():
         known = sorted(p.stem for p in PAPER_DIR.glob("*.yaml"))
         raise ConfigError(f"no paper table layout {str(name_or_path)!r} (looked for {path}). Known: {', '.join(known)}.")
-    data = load_yaml(path.read_text(encoding="utf-8"))
+    data = load_yaml(read_text_file(path, "table layout"), str(path))
     try:
         columns = tuple(Column(**{**c, "mean_of": tuple(c["mean_of"])} if c.get("mean_of") else c)
                         for c in data["columns"])
@@ -186,29 +187,27 @@ def build_frames(records: list[dict], layout: Layout, paper: bool = False,
     each accuracy value followed by its bootstrap interval (`harness.eval.record_evidence.annotate`)."""
     frames: dict[str, pd.DataFrame] = {}
     settings = list(dict.fromkeys(r.get("setting", "default") for r in records)) or ["default"]
-    layout_methods = {row.method for row in layout.rows if row.method}
     for setting in settings:
         recs = [r for r in records if r.get("setting", "default") == setting]
         by_key = {(r["method"], r["benchmark"]): r for r in recs}
-        rows = list(layout.rows) + [Row(label=m, method=m) for m in dict.fromkeys(r["method"] for r in recs)
-                                    if m not in layout_methods]
+        rows, row_records = _rows_with_records(layout, recs)
         table_rows = []
-        for row in rows:
-            measured_any = any((row.method, c.benchmark) in by_key for c in layout.columns if c.metric)
+        for row, own in zip(rows, row_records):
+            measured_any = any(c.benchmark in own for c in layout.columns if c.metric)
             if not measured_any and not paper:
                 continue
             cells = {"Method": row.label + (" *" if row.tuned else "")}
             for col in layout.columns:
                 if col.record_key is not None:
-                    cells[col.header] = _record_text(row, col, by_key, paper)
+                    cells[col.header] = _record_text(row, col, own, paper)
                     continue
                 if col.mean_of:
-                    cells[col.header] = _mean_text(row, col, by_key, paper)
+                    cells[col.header] = _mean_text(row, col, own, paper)
                     continue
                 if col.metric is None:
                     cells[col.header] = str(row.values.get(col.key, "")) if row.values.get(col.key) is not None else ""
                     continue
-                rec = by_key.get((row.method, col.benchmark))
+                rec = own.get(col.benchmark)
                 status = rec.get("status", "ok") if rec is not None else "missing"
                 measured = record_value(rec, col.metric) if rec and status == "ok" else None
                 flag = flag_of(rec, col.metric) if measured is not None else None
@@ -227,11 +226,47 @@ def build_frames(records: list[dict], layout: Layout, paper: bool = False,
     return frames
 
 
-def _record_text(row: Row, col: Column, by_key: dict, with_paper: bool) -> str:
+def _options_match(options: dict[str, Any], record: dict) -> bool:
+    spec = record.get("method_spec") or {}
+
+    def plain(value: Any) -> Any:
+        return [plain(v) for v in value] if isinstance(value, list | tuple) else value
+
+    return all(key in spec and plain(spec[key]) == plain(value) for key, value in options.items())
+
+
+def _rows_with_records(layout: Layout, recs: list[dict]) -> tuple[list[Row], list[dict[str, dict]]]:
+    """The table's rows and, for each, its records by benchmark. Where the layout has several rows of one method
+    (NACLIP without and with PAMR), a record fills the rows whose `options` its resolved spec has, and one that
+    fits none gets a row of its own (never printed under a row that describes other settings). A method with a
+    single row takes its records whatever their options (those rows' options describe the paper's setting)."""
+    rows_of: dict[str, int] = {}
+    for row in layout.rows:
+        if row.method:
+            rows_of[row.method] = rows_of.get(row.method, 0) + 1
+    rows = list(layout.rows)
+    own: list[dict[str, dict]] = [{} for _ in rows]
+    extra: dict[str, dict[str, dict]] = {}
+    for record in recs:
+        method = record["method"]
+        fits = [i for i, row in enumerate(rows) if row.method == method
+                and (rows_of[method] == 1 or _options_match(row.options, record))]
+        for i in fits:
+            own[i][record["benchmark"]] = record
+        if not fits:
+            extra.setdefault(method, {})[record["benchmark"]] = record
+    for method, by_benchmark in extra.items():
+        label = method if method not in rows_of else f"{method} (options unlike this table's {method} rows)"
+        rows.append(Row(label=label, method=method))
+        own.append(by_benchmark)
+    return rows, own
+
+
+def _record_text(row: Row, col: Column, own: dict[str, dict], with_paper: bool) -> str:
     """The distinct values of a record field over the row's records (e.g. the name file each cell used)."""
     found = set()
-    for (method, _), record in by_key.items():
-        value: Any = record if method == row.method else None
+    for record in own.values():
+        value: Any = record
         for part in (col.record_key or "").split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if value is not None:
@@ -242,11 +277,11 @@ def _record_text(row: Row, col: Column, by_key: dict, with_paper: bool) -> str:
     return f"{text} ({paper_value})" if with_paper and paper_value else text
 
 
-def _mean_text(row: Row, col: Column, by_key: dict, with_paper: bool) -> str:
+def _mean_text(row: Row, col: Column, own: dict[str, dict], with_paper: bool) -> str:
     """The mean of the metric over `mean_of` benchmarks, shown only when every one of them was measured."""
     values = []
     for bench in col.mean_of or ():
-        rec = by_key.get((row.method, bench))
+        rec = own.get(bench)
         values.append(record_value(rec, col.metric) if rec and rec.get("status", "ok") == "ok" else None)
     measured = sum(values) / len(values) if values and all(v is not None for v in values) else None
     return _cell_text(measured, row.values.get(col.value_key), col.metric, with_paper, "ok")

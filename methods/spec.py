@@ -89,6 +89,8 @@ class MethodSpec:
         if not self.alpha or any(not 0.0 <= a <= 1.0 for a in self.alpha):
             raise ConfigError(f"option alpha={list(self.alpha)} must list one to a few values in [0, 1] "
                               f"(alpha of the last block first).")
+        if isinstance(self.test_short_side, bool) or not 16 <= self.test_short_side <= 8192:
+            raise ConfigError(f"option test_short_side={self.test_short_side} must be in [16, 8192] (pixels).")
         if self.cal_layers < 0:
             raise ConfigError(f"option cal_layers={self.cal_layers} must be >= 0.")
         if self.crop_chunk is not None and self.crop_chunk < 1:

@@ -25,6 +25,19 @@ from .components.text import TEMPLATE_SETS
 NAME_FAMILIES = FAMILIES  # sclip, clearclip, proxyclip, plain (harness.data.name_files)
 
 
+def _check_dataset_name(dataset: Any) -> None:
+    """A per_dataset key must name a catalogued dataset: a misspelt one would be silently never applied."""
+    from harness.errors import RegistryError
+    from harness.registries import DATASETS
+
+    if isinstance(dataset, str) and dataset in DATASETS:
+        return
+    try:
+        DATASETS.entry(str(dataset))
+    except RegistryError as exc:
+        raise ConfigError(f"option per_dataset.{dataset}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class TrainingFreeSpec:
     """Everything that defines a training-free method (TRAINING_FREE_SPEC 1-2)."""
@@ -76,19 +89,19 @@ class TrainingFreeSpec:
         if not isinstance(self.names, str) or (self.names not in FAMILIES and not self.names.endswith(".txt")):
             raise ConfigError(f"option names={self.names!r}: unknown names family; choose one of "
                               f"{', '.join(FAMILIES)}, or give the path of a name file ending in .txt.")
-        for name in ("short_side", "max_long_side", "pamr_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "pamr_steps" else 1):
-                raise ConfigError(f"option {name} must be a positive integer, got {value!r}.")
+        for name, (low, high) in {"short_side": (1, 8192), "max_long_side": (1, 8192), "pamr_steps": (0, 1000)}.items():
+            value = getattr(self, name)  # the upper bounds stop a typo from asking for terabytes or days
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"option {name} must be an integer in [{low}, {high}], got {value!r}.")
         for name in ("pamr", "pad_to_patch"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"option {name} must be true or false, got {getattr(self, name)!r}.")
         if self.pad_to_patch and self.pad_to:
             raise ConfigError("options pad_to and pad_to_patch exclude each other: pad to a fixed multiple or to the "
                               "patch size.")
-        if not self.pamr_dilations or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
+        if not self.pamr_dilations or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 1024
                                           for d in self.pamr_dilations):
-            raise ConfigError(f"option pamr_dilations must list integers >= 1, got {list(self.pamr_dilations)}.")
+            raise ConfigError(f"option pamr_dilations must list integers in [1, 1024], got {list(self.pamr_dilations)}.")
         self.rule()  # sigma / beta / gamma ranges
         self.slide_config()  # mode, crop, stride, pad_to, window_batch
         self.decision()  # tau, prob_thd, area_thd
@@ -99,6 +112,7 @@ class TrainingFreeSpec:
             raise ConfigError(f"option per_dataset must map dataset names to option overrides, got "
                               f"{self.per_dataset!r}.")
         for dataset, overrides in self.per_dataset.items():
+            _check_dataset_name(dataset)
             bad = sorted(set(overrides) - PER_DATASET_OPTIONS) if isinstance(overrides, Mapping) else overrides
             if bad:
                 raise ConfigError(f"option per_dataset.{dataset}: only {', '.join(sorted(PER_DATASET_OPTIONS))} "

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     default_name = f"{pred_dir.resolve().parent.name}_{pred_dir.stem}.json" if from_file else \
         f"{pred_dir.resolve().name}.json"
     out = Path(args.out) if args.out else Path("results") / "external" / info.name / default_name
-    check_output_file(out, "--out")  # before scoring: scores are never computed and then lost
+    check_output_file(out, "--out", suffixes=(".json",))  # .json: table/check find records by it; before scoring: scores are never computed and then lost
     if from_file:
         from harness.eval.sem_seg_json import score_prediction_json
         from harness.results import file_sha256

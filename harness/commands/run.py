@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, RecordError
     from ..paths import check_input_dir, check_output_dir, check_weights_file
     from ..runner import check_plan, plan, run_suite
-    from ..suite import load_suite
+    from ..suite import MAX_THREADS, load_suite
     from .table import print_table
 
     suite = load_suite(args.suite, profile=args.profile, overrides=args.overrides)
@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
         suite = load_suite(args.suite, profile=args.profile, overrides=[*args.overrides, *extra])
     threads = args.threads if args.threads is not None else suite.threads
     if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"--threads must be a positive integer, got {threads}.")
+        if not 1 <= threads <= MAX_THREADS:
+            raise ConfigError(f"--threads must be a positive integer (at most {MAX_THREADS}), got {threads}.")
         import torch
 
         torch.set_num_threads(threads)  # records say how many (env.threads)

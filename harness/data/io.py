@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,12 +17,35 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from harness.errors import DataError
+from harness.paths import file_mode
+
+# Dataset images and label maps are at most a few megapixels; above this a file is refused before it is decoded
+# (a 400-megapixel PNG compresses to a few MB and decodes to 1.2 GB). Pillow's own default, set deliberately.
+MAX_PIXELS = 89_478_485
+LABEL_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF"}  # what Pillow calls the format a suffix promises
+
+
+@contextlib.contextmanager
+def _open_bounded(path: str | Path) -> Iterator[Image.Image]:
+    """``Image.open`` that refuses more than MAX_PIXELS with a DataError naming the file."""
+    previous = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            with Image.open(path) as im:
+                yield im
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{path} has more than {MAX_PIXELS} pixels, far more than a dataset image or label map; "
+                        f"it is not one (replace it, or downscale it with its labels).") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """An RGB uint8 HxWx3 array."""
     try:
-        with Image.open(path) as im:
+        with _open_bounded(path) as im:
             return np.array(im.convert("RGB"))
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist. Re-run the prepare command for its dataset.") from None
@@ -35,7 +59,11 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_label(path: str | Path, remedy: str = "replace it and re-run prepare") -> np.ndarray:
     """The label map as stored (uint8 or uint16 HxW); ``remedy`` ends the message of an unreadable file."""
     try:
-        with Image.open(path) as im:
+        with _open_bounded(path) as im:
+            expected = LABEL_FORMATS.get(Path(path).suffix.lower())
+            if expected and im.format != expected:
+                raise DataError(f"label map {path} is a {im.format} file named {Path(path).suffix}; a lossy or "
+                                f"foreign format changes label values. Write it as a real {expected}.")
             if im.mode not in ("L", "P", "I;16", "I;16B", "I;16L", "I", "1"):
                 raise DataError(
                     f"label map {path} has image mode {im.mode!r}; a label map must be a single-channel "
@@ -54,7 +82,7 @@ def read_label(path: str | Path, remedy: str = "replace it and re-run prepare") 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(height, width) from the file header, without decoding the pixels."""
     try:
-        with Image.open(path) as im:
+        with _open_bounded(path) as im:
             w, h = im.size
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist.") from None
@@ -71,6 +99,7 @@ def write_label_png(path: Path, label: np.ndarray) -> None:
     else:
         im = Image.fromarray(label.astype(np.uint8))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.fchmod(fd, file_mode())  # mkstemp's 0600 would survive the rename
     os.close(fd)
     try:
         im.save(tmp, format="PNG")

@@ -65,6 +65,11 @@ def _missing_message(info: DatasetInfo, what: str, path: Path, root: Path) -> st
         if info.raw_format
         else f"This dataset has no converter here: place the official prepared files there ({info.source})."
     )
+    variants = sorted(p.parent for p in Path(root).glob(f"_synthetic/*/.{info.name}.synthetic.json"))
+    if info.synthetic and variants:  # `run` keeps each variant in its own folder (harness.tasks.common.dataset_root)
+        how = (f"Runs generated it under {Path(root) / '_synthetic'}: pass one of these as --data-root: "
+               + "; ".join(f"{v} ({v.joinpath(f'.{info.name}.synthetic.json').read_text().strip()})"
+                           for v in variants[:MAX_NAMED]) + ".")
     return (
         f"dataset {info.name!r}: the {what} {path} does not exist (data root {root.resolve()}; set it with "
         f"--data-root or HARNESS_DATA). {how}"

@@ -1,8 +1,8 @@
 """The confusion matrix beside a record is the evidence behind its metrics: verified wherever records are read.
 
-A matrix that is missing, truncated, of the wrong size, or whose per-class IoU and pixel accuracy (under the
-record's convention) differ from the record's is a problem to name: ``table``, ``check`` and ``reference`` refuse
-such a record, and ``run`` recomputes its cell on resume.
+A matrix that is missing, truncated, of the wrong size, or whose per-class IoU, pixel accuracy or headline metrics
+(mIoU, seen, unseen, hIoU under the record's convention) differ from the record's is a problem to name: ``table``,
+``check`` and ``reference`` refuse such a record, and ``run`` recomputes its cell on resume.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import CONVENTIONS, DEFAULT_CONVENTION, per_class_iou
+from .metrics import CONVENTIONS, DEFAULT_CONVENTION, compute_metrics, harmonic_mean, per_class_iou
 
 
 def _close(a: float | None, b: float | None) -> bool:
@@ -51,4 +51,41 @@ def confusion_problem(record: dict[str, Any]) -> str | None:
     pacc = float(np.trace(matrix[:, :k]) / total * 100) if total else None
     if "pacc" in metrics and not _close(metrics["pacc"], pacc):
         return f"its confusion matrix {path} gives pAcc {pacc}, the record {metrics['pacc']}"
+    return _headline_problem(record, matrix, path)
+
+
+HEADLINE = ("miou", "pacc", "miou_seen", "miou_unseen", "hiou")
+
+
+def _headline_problem(record: dict[str, Any], matrix: np.ndarray, path: Path) -> str | None:
+    """Every headline metric the record states, recomputed from the matrix (an edited hIoU is refused even when
+    its per-class IoU is intact). The seen/unseen split is the record's dataset's, from the catalog; for a dataset
+    the catalog does not know, seen and unseen are taken as stated and hIoU must be their harmonic mean."""
+    from harness.errors import HarnessError
+    from harness.registries import DATASETS
+
+    metrics = record["metrics"]
+    for key in HEADLINE:
+        value = metrics.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"its {key} is {value!r}, not a number"
+    checked = [k for k in HEADLINE if k in metrics]
+    unseen: tuple[int, ...] = ()
+    if any(k in metrics for k in ("miou_seen", "miou_unseen", "hiou")):
+        try:
+            unseen = tuple(DATASETS.get(record.get("dataset")).unseen)
+        except (HarnessError, TypeError):
+            checked = [k for k in checked if k in ("miou", "pacc")]
+            if "hiou" in metrics and not _close(metrics["hiou"], harmonic_mean(metrics.get("miou_seen"),
+                                                                                metrics.get("miou_unseen"))):
+                return f"its hiou {metrics['hiou']} is not the harmonic mean of its seen and unseen mIoU"
+    names = list(metrics.get("per_class_iou") or {})
+    try:
+        again = compute_metrics(matrix, unseen=unseen, convention=record.get("miou_convention") or
+                                DEFAULT_CONVENTION, class_names=names)
+    except ValueError as exc:
+        return f"its metrics cannot be recomputed from {path} ({exc})"
+    for key in checked:
+        if not _close(metrics[key], again.get(key)):
+            return f"its confusion matrix {path} gives {key} {again.get(key)}, the record {metrics[key]}"
     return None

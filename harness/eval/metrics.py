@@ -72,7 +72,8 @@ def _mean(values: np.ndarray) -> float | None:
     return float(counted.mean() * 100) if counted.size else None
 
 
-def _harmonic(a: float | None, b: float | None) -> float | None:
+def harmonic_mean(a: float | None, b: float | None) -> float | None:
+    """hIoU from seen and unseen mIoU (0 when either is 0; None when either is undefined)."""
     if a is None or b is None:
         return None
     return 0.0 if a == 0 or b == 0 else 2 * a * b / (a + b)
@@ -118,6 +119,6 @@ def metrics_from_counts(tp, pos_gt, pos_pred, seen: Sequence[int] | None = None,
             raise ValueError(f"seen/unseen ids must be disjoint and within 0..{k - 1} (overlap {sorted(overlap)})")
         metrics["miou_seen"] = _mean(iou[seen_ids])
         metrics["miou_unseen"] = _mean(iou[unseen])
-        metrics["hiou"] = _harmonic(metrics["miou_seen"], metrics["miou_unseen"])
+        metrics["hiou"] = harmonic_mean(metrics["miou_seen"], metrics["miou_unseen"])
     metrics["per_class_iou"] = {n: (None if np.isnan(v) else float(v * 100)) for n, v in zip(names, iou)}
     return metrics

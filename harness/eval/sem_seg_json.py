@@ -104,11 +104,19 @@ def _entry_problem(entry: Any) -> str | None:
     return None
 
 
+MAX_JSON_BYTES = 4 << 30
+
+
 def read_sem_seg_json(path: str | Path) -> list[dict[str, Any]]:
     """The entries of a detectron2 predictions file; DataError naming the file and entries if it is not one."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise DataError(f"--pred {path} is larger than {MAX_JSON_BYTES >> 30} GiB; a predictions file of the "
+                            f"largest benchmark is a few hundred MB. Check that it is the file you meant.")
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DataError(f"--pred {path} is nested too deeply to be a predictions file; expected {FORMAT_HELP}.") from None
     except FileNotFoundError:
         raise DataError(f"--pred {path} does not exist.") from None
     except (OSError, UnicodeDecodeError) as exc:

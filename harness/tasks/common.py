@@ -38,14 +38,37 @@ def vocabulary(info, zero_shot: bool) -> Vocabulary:
     return Vocabulary(names=names, dataset=info.name, seen=seen, background=background)
 
 
-def prepare_synthetic(info, root, params: dict) -> None:
-    """Synthetic datasets are generated and prepared in the data root on first use (rank 0 only)."""
+def dataset_root(info, root, params: dict):
+    """Where dataset ``info`` lives for a run: a real one in the data root; a synthetic one in a folder of the
+    data root keyed by its generation parameters, ``_synthetic/<key>``, so two runs that want different
+    variants (two profiles on one data root) never regenerate data under each other."""
+    import hashlib
+    import inspect
+    import json
+
+    from ..data.layout import data_root
+    from ..data.synthetic import ensure_synthetic
+
+    if not info.synthetic:
+        return root
+    defaults = {k: p.default for k, p in inspect.signature(ensure_synthetic).parameters.items()
+                if p.kind is p.KEYWORD_ONLY}  # {} and the defaults written out are one variant
+    full = {**defaults, **params}
+    key = hashlib.sha256(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return data_root(root) / "_synthetic" / key
+
+
+def prepare_synthetic(info, root, params: dict):
+    """Synthetic datasets are generated and prepared on first use (rank 0 only, under a lock, in their keyed
+    folder); returns the root to read ``info`` from."""
     from ..data.synthetic import ensure_synthetic
     from ..train import distributed as dist_utils
 
+    root = dataset_root(info, root, params)
     if info.synthetic and dist_utils.is_main():
         ensure_synthetic(info.name, root, **params)
     dist_utils.barrier()
+    return root
 
 
 def train_for_evaluation(cell: Cell, ctx: RunContext, opts: dict[str, Any]) -> Evaluation:
@@ -57,16 +80,17 @@ def train_for_evaluation(cell: Cell, ctx: RunContext, opts: dict[str, Any]) -> E
     from ..train.stages import keyed_by_data
 
     info = get_info(cell.benchmark.dataset)
-    for name in dict.fromkeys([opts["train_dataset"], info.name]):
-        prepare_synthetic(get_info(name), ctx.data_root, opts["synthetic"])
-    dataset = open_dataset(info.name, opts["split"], ctx.data_root)
-    env = MethodEnv(train_dataset=opts["train_dataset"], data_root=ctx.data_root, cache_dir=ctx.cache_dir,
+    train_info = get_info(opts["train_dataset"])
+    roots = {name: prepare_synthetic(get_info(name), ctx.data_root, opts["synthetic"])
+             for name in dict.fromkeys([train_info.name, info.name])}
+    dataset = open_dataset(info.name, opts["split"], roots[info.name])
+    train_root = roots[train_info.name]
+    env = MethodEnv(train_dataset=opts["train_dataset"], data_root=train_root, cache_dir=ctx.cache_dir,
                     device=ctx.device, seed=opts["seed"], schedules=opts["train"], progress=ctx.progress,
                     log=ctx.log)
-    train_info = get_info(opts["train_dataset"])
     # An evaluation-only dataset (MiniWorld-BG, the val-only real sets) has no training data to key stages by; a
     # method that trains on it fails on the missing split itself, a training-free one needs none.
-    fingerprint = split_fingerprint(train_info, "train", ctx.data_root) if train_info.layout.train else None
+    fingerprint = split_fingerprint(train_info, "train", train_root) if train_info.layout.train else None
     with keyed_by_data(fingerprint):
         fitted = method_plugin(cell.row.method).fit(cell.method_options, env)  # stages keyed by the data
     n = len(dataset) if opts["max_images"] is None else min(len(dataset), opts["max_images"])

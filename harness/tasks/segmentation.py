@@ -36,6 +36,8 @@ OPTIONS: dict[str, type | tuple[type, ...]] = {
     "train": dict, "synthetic": dict, "bootstrap": dict,
 }
 SYNTHETIC_KEYS = {"n_train", "n_val", "size", "seed"}
+# generated images are size x (size .. 1.5 size): a few pixels break the models, a huge size is a memory bomb
+SYNTHETIC_RANGES = {"n_train": (0, 100_000), "n_val": (1, 100_000), "size": (16, 2048), "seed": (0, 2**32 - 1)}
 
 
 def _options(cell: Cell) -> dict[str, Any]:
@@ -50,6 +52,12 @@ def _options(cell: Cell) -> dict[str, Any]:
     bad_synth = sorted(set(opts.get("synthetic", {})) - SYNTHETIC_KEYS)
     if bad_synth:
         raise ConfigError(f"synthetic: unknown key(s) {bad_synth}; known: {', '.join(sorted(SYNTHETIC_KEYS))}.")
+    ranges = {"seed": (0, 2**32 - 1), "max_images": (1, None), **{f"synthetic.{k}": v for k, v in SYNTHETIC_RANGES.items()}}
+    for key, (low, high) in ranges.items():
+        value = (opts.get("synthetic") or {}).get(key.split(".")[1]) if "." in key else opts.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low
+                                  or (high is not None and value > high)):
+            raise ConfigError(f"option {key}={value!r} must be an integer in [{low}, {high or 'inf'}].")
     if cell.benchmark.dataset is None:
         raise ConfigError("task 'segmentation' needs a dataset.")
     train_dataset = opts.get("train_dataset", cell.benchmark.dataset)

@@ -28,7 +28,15 @@ def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    # Only tensors and plain values, so a checkpoint loads with weights_only=True (a pickle of numpy objects
+    # would need the unsafe loader, and then a crafted last.pt in a shared cache runs code).
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, mt, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                       "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+             "python": {"version": int(version), "state": torch.tensor(mt, dtype=torch.int64),
+                        "gauss_next": gauss_next}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -36,8 +44,11 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state["kind"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(python_state["state"].tolist()), python_state["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -59,7 +70,7 @@ def load_stage_file(path: Path) -> Any:
     from ..errors import WeightsError
 
     try:
-        return torch.load(path, map_location="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)  # never code from a shared cache
     except Exception as exc:  # noqa: BLE001 - truncated, foreign or missing: the same repair
         raise WeightsError(f"the cached stage file {path} cannot be read ({type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''}). Delete {path.parent} and re-run: "
@@ -80,7 +91,7 @@ def save_checkpoint(path: Path, module: nn.Module, optimizer, scaler, step: int,
 
 def load_checkpoint(path: Path, module: nn.Module, optimizer, scaler, config: dict) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # a crafted pickle could run code
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
         raise HarnessError(f"checkpoint {path} cannot be read ({exc}). Delete it to train from scratch.") from None
     if state.get("config") != config:

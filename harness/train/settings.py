@@ -8,6 +8,7 @@ method's official recipe (``methods/stages/*``); the seed is the suite's ``defau
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,7 +61,7 @@ class Rule:
     def _number_ok(self, value: Any, integer: bool) -> bool:
         if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
             return False
-        if value != value:  # NaN
+        if not math.isfinite(value):  # NaN, and inf (lr: .inf would train to NaN)
             return False
         return ((self.minimum is None or value >= self.minimum) and (self.above is None or value > self.above)
                 and (self.below is None or value < self.below))

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, DataError
+from ..paths import read_text_file
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 ORIENTATION_TAG = 0x0112
@@ -74,6 +75,18 @@ def _pixel_limit(limit: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = previous
 
 
+def _to_rgb(img: Image.Image, path: Path) -> Image.Image:
+    """RGB of 8 bits. Pillow's own conversion clips a 16-bit grey image at 255 (nearly all white): such images are
+    scaled to 8 bits instead; floating-point and 32-bit images, whose range nobody states, are refused."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        grey = np.asarray(img).astype(np.float64) / 257.0  # 65535 -> 255
+        return Image.fromarray(np.rint(grey).astype(np.uint8), "L").convert("RGB")
+    if img.mode in ("I", "F"):
+        raise DataError(f"{path} is a {'32-bit integer' if img.mode == 'I' else 'floating-point'} image (mode "
+                        f"{img.mode}); the demo reads 8- and 16-bit images. Save it as an 8-bit PNG or JPEG.")
+    return img.convert("RGB")
+
+
 def read_image(path: Path, max_side: int) -> LoadedImage:
     """Read ``path`` as RGB (EXIF orientation applied, alpha dropped, first frame of an animation), shrunk so
     that its longer side is at most ``max_side``. Raises `DataError` naming the file when it cannot be used."""
@@ -86,7 +99,7 @@ def read_image(path: Path, max_side: int) -> LoadedImage:
                 if max(original) > max_side:  # JPEG: decode at the smallest DCT scale still >= the target
                     shrink = max_side / max(original)
                     img.draft("RGB", (max(1, int(img.width * shrink)), max(1, int(img.height * shrink))))
-                img = ImageOps.exif_transpose(img).convert("RGB")
+                img = _to_rgb(ImageOps.exif_transpose(img), path)
                 if max(img.size) > max_side:
                     img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
                 pixels = np.asarray(img, dtype=np.uint8).copy()
@@ -113,13 +126,13 @@ def parse_classes(value: str) -> list[str]:
         names = list(get_info(value.removeprefix("dataset:").strip()).class_names)
         source = value
     elif Path(value).is_file():
-        text = Path(value).read_text(encoding="utf-8")
+        text = read_text_file(Path(value), "class file")
         names = [line.split("#", 1)[0] for line in text.splitlines()]
         source = f"file {value}"
     else:
         names = value.split(",")
         source = f"--classes {value!r}"
-    names = [re.sub(r"\s+", " ", n).strip() for n in names]
+    names = [re.sub(r"\s+", " ", n.replace("\ufeff", " ")).strip() for n in names]  # as the tokenizer reads them
     names = [n for n in names if n]
     if not names:
         raise ConfigError(f"no class names in {source}. Give names separated by commas "

@@ -17,6 +17,7 @@ without CLS) as (B, C, H/8, W/8); the positional embedding is resampled bicubica
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from harness.errors import WeightsError
+from harness.paths import refused_pickle_message
 
 from .clip_dense import CLIP_MEAN_255, CLIP_STD_255, IMAGENET_MEAN_255, IMAGENET_STD_255
 from .weights import WeightsInfo, hub_offline, local_weights_path, network_reachable, sha256_of
@@ -102,6 +104,8 @@ def _load_file(model: nn.Module, path: Path, arch: str) -> None:
         state = checkpoint_filter_fn(state, model)
         state = {k: v for k, v in state.items() if not k.startswith("head.")}  # DINO's projection head, unused
         model.load_state_dict(state, strict=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(refused_pickle_message(path, exc)) from None
     except (RuntimeError, KeyError, ValueError, OSError, EOFError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"Could not load {path} into DINO {arch!r}: {first}. Check that it holds weights of "

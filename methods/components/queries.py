@@ -68,6 +68,9 @@ class QuerySet:
         return len(self.queries) != self.n_classes
 
 
+MAX_TAU = 1000.0
+
+
 @dataclass(frozen=True)
 class Decision:
     """`tau` the logit scale; `prob_thd` and `area_thd` need a background class (0 = off)."""
@@ -77,8 +80,10 @@ class Decision:
     area_thd: float = 0.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.tau, bool) or not isinstance(self.tau, int | float) or not self.tau > 0:
-            raise ConfigError(f"tau (the logit scale) must be a number > 0, got {self.tau!r}.")
+        # an upper bound, as infinite or huge tau turns softmax(tau * cosine) into NaN (every pixel class 0)
+        if isinstance(self.tau, bool) or not isinstance(self.tau, int | float) or not 0 < self.tau <= MAX_TAU:
+            raise ConfigError(f"tau (the logit scale) must be a number in (0, {MAX_TAU:g}], got {self.tau!r} "
+                              f"(CLIP's own is 100; SCLIP uses 40).")
         for name in ("prob_thd", "area_thd"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:

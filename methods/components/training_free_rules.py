@@ -91,8 +91,9 @@ class KKGauss(AttnRule):
     sigma: float = 5.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.sigma, bool) or not isinstance(self.sigma, int | float) or not self.sigma > 0:
-            raise ConfigError(f"kk+gauss sigma (in patches) must be a number > 0, got {self.sigma!r}.")
+        # bounded: 2 sigma^2 underflows to 0 below ~1e-19 (NaN attention) and overflows above ~1e154
+        if isinstance(self.sigma, bool) or not isinstance(self.sigma, int | float) or not 1e-3 <= self.sigma <= 1e6:
+            raise ConfigError(f"kk+gauss sigma (in patches) must be a number in [0.001, 1e6], got {self.sigma!r}.")
 
     def mix(self, x: Tensor, attn: nn.MultiheadAttention, masks: Tensor | None = None, *,
             grid: tuple[int, int] | None = None) -> Tensor:
@@ -141,8 +142,8 @@ class Proxy(AttnRule):
     def __post_init__(self) -> None:
         for name in ("beta", "gamma"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ConfigError(f"proxy {name} must be a number > 0, got {value!r}.")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1e6:
+                raise ConfigError(f"proxy {name} must be a finite number > 0 (at most 1e6), got {value!r}.")
 
     def mix(self, x: Tensor, attn: nn.MultiheadAttention, masks: Tensor | None = None, *,
             grid: tuple[int, int] | None = None, proxy: Tensor | None = None) -> Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 import socket
 import threading
 import warnings
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import WeightsError
+from harness.paths import refused_pickle_message
 from harness.results import file_sha256 as sha256_of  # noqa: F401 - the name dino.py and this module use
 
 # Small but structurally faithful: 77-token context and the full BPE vocabulary so the real tokenizer works;
@@ -261,6 +263,8 @@ def _load_file(model, path: Path, arch: str, torchscript: bool) -> None:
             model.load_state_dict(expand_token_embedding(pruned, model.token_embedding.num_embeddings), strict=True)
         else:
             open_clip.load_checkpoint(model, str(path), strict=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(refused_pickle_message(path, exc)) from None
     except (RuntimeError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"Could not load {path} into CLIP {arch!r}: {first_line}. Check that the file holds "

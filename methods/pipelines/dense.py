@@ -124,6 +124,11 @@ class DenseSegmenter(nn.Module):
             self.counts["windows"].append(n_windows)
             with timer("postprocess"):
                 probs = class_probabilities(logits, queries, spec.tau)
+                if not torch.isfinite(probs).all():  # argmax of NaN is class 0 everywhere: never an `ok` record
+                    raise FloatingPointError(
+                        f"the class scores of image {len(out)} are not finite (NaN or inf), so every "
+                        f"pixel would be labelled class 0. An option sends the logits out of range (tau "
+                        f"{spec.tau:g}; an attention rule's sigma/beta/gamma) or the weights are damaged.")
                 out.append(decide(probs, queries, decision))
         return out
 

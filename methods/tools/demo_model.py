@@ -101,6 +101,9 @@ def load_demo_model(*, method: str | None, options: Mapping[str, Any], weights: 
                     data_root=None, cache_dir=Path(cache_dir), device=device, seed=clip_seed, progress=False,
                     log=log)
     fitted = plugin.build_untrained(options, env)
+    fallback = (fitted.weights.get("clip") or {}).get("fallback")
+    if explicit_weights and fallback:  # build_untrained falls back to random CLIP (for timing); asked-for weights must load
+        raise WeightsError(f"--weights: {fallback}")
     if record is None:
         if plugin.kind != "training-free":  # a training-free method is complete with its CLIP (and DINO)
             meaningless.append("the proposal network, prompts and head are untrained (random); pass --stages-from "
@@ -183,7 +186,7 @@ def _load_stages(fitted, record: dict[str, Any], cache_dir: Path, stages_from: P
                                f"or incomplete. Pass the --cache-dir that `harness run` used (default ./cache), "
                                "or re-run the suite to train it.")
         if stage == "head":  # load_head is not strict: check that every stored tensor has a home
-            stored = torch.load(directory / "final.pt", map_location="cpu")
+            stored = torch.load(directory / "final.pt", map_location="cpu", weights_only=True)
             strangers = sorted(set(stored) - set(segmenter.state_dict()))
             if strangers:
                 raise WeightsError(f"{directory}/final.pt holds tensors this {fitted.name} has no place for "

@@ -16,6 +16,7 @@ import pytest
 
 from harness.data import get_info, list_samples
 from harness.eval.sem_seg_json import score_prediction_json
+from harness.tasks.common import dataset_root
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ("defaults.train={prompts: {iters: 4, batch_size: 4}, proposals: {iters: 6, batch_size: 2, crop: 64, "
@@ -88,8 +89,9 @@ def test_ddp_two_processes_give_the_metrics_of_one(single):
     # --save-predictions under DDP: both ranks' images gathered into one file that scores to the record's matrix
     cell = tmp / "ddp" / "runs" / "coco-stuff" / "default"
     info = get_info("synthetic_coco")
-    n = min(4, len(list_samples(info, "val", tmp / "data")))
+    data = dataset_root(info, tmp / "data", {"n_train": 8, "n_val": 4, "size": 64})  # the run's synthetic variant
+    n = min(4, len(list_samples(info, "val", data)))
     assert ddp["predictions"]["images"] == n
-    scored = score_prediction_json(info, cell / "deop.predictions" / "sem_seg_predictions.json", root=tmp / "data")
-    assert len(scored.missing_images) == len(list_samples(info, "val", tmp / "data")) - n
+    scored = score_prediction_json(info, cell / "deop.predictions" / "sem_seg_predictions.json", root=data)
+    assert len(scored.missing_images) == len(list_samples(info, "val", data)) - n
     np.testing.assert_array_equal(scored.matrix[:, :info.num_classes], np.load(cell / "deop.confusion.npy"))

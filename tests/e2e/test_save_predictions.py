@@ -8,6 +8,7 @@ import pytest
 from harness.__main__ import main
 from harness.data import get_info, list_samples
 from harness.results import load_confusion, load_record, load_records
+from harness.tasks.common import dataset_root
 
 TINY_TRAIN = ("defaults.train={prompts: {iters: 3, batch_size: 4}, proposals: {iters: 3, batch_size: 2, crop: 64, "
               "min_sizes: [64], max_size: 128}, head: {iters: 3, batch_size: 2, crop: 64, min_sizes: [64], "
@@ -17,8 +18,9 @@ TINY_TRAIN = ("defaults.train={prompts: {iters: 3, batch_size: 4}, proposals: {i
 @pytest.mark.parametrize("fmt, bench, dataset", [("json", "coco-stuff", "synthetic_coco"),
                                                      ("png", "voc", "synthetic_voc")])
 def test_saved_predictions_evaluate_to_the_records_numbers(tmp_path, capsys, fmt, bench, dataset):
-    runs, data = tmp_path / "runs", tmp_path / "data"
-    assert main(["run", "suites/smoke.yaml", "--out", str(runs), "--data-root", str(data),
+    runs = tmp_path / "runs"
+    data = dataset_root(get_info(dataset), tmp_path / "data", {"n_train": 8, "n_val": 4, "size": 64})  # the run's
+    assert main(["run", "suites/smoke.yaml", "--out", str(runs), "--data-root", str(tmp_path / "data"),
                  "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--only", f"{bench}/default/baseline",
                  "--set", TINY_TRAIN, "--set", "defaults.max_images=4",
                  "--set", "defaults.synthetic={n_train: 8, n_val: 4, size: 64}", "--save-predictions", fmt]) == 0

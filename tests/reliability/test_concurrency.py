@@ -71,10 +71,14 @@ def _run_cli(args, barrier, queue):
 
 @pytest.mark.slow
 def test_two_identical_runs_at_once_both_succeed_with_identical_records(tmp_path):
+    from harness.data import get_info
     from harness.data.synthetic import ensure_synthetic
     from harness.results import load_records
+    from harness.tasks.common import dataset_root
 
-    ensure_synthetic("synthetic_coco", tmp_path / "data", n_train=8, n_val=4, size=64)  # as a previous run left it
+    params = {"n_train": 8, "n_val": 4, "size": 64}
+    info = get_info("synthetic_coco")
+    ensure_synthetic(info.name, dataset_root(info, tmp_path / "data", params), **params)  # as a previous run left it
     args = ["run", "suites/smoke.yaml", "--only", "coco-stuff/*/baseline+", "--out", str(tmp_path / "runs"),
             "--data-root", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"), "--no-progress", *TINY]
     barrier, queue = FORK.Barrier(2), FORK.Queue()

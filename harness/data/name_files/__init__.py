@@ -30,6 +30,7 @@ from functools import cache
 from pathlib import Path
 
 from harness.errors import DataError
+from harness.paths import read_text_file
 
 from ..info import DatasetInfo
 
@@ -110,6 +111,12 @@ def parse_names(text: str, separator: str, where: str) -> tuple[tuple[str, ...],
     return tuple(out)
 
 
+def prompt_key(name: str) -> str:
+    """What CLIP's tokenizer makes of a name (byte-order marks dropped, runs of spaces one space, lower case):
+    two names with the same key are one prompt, so the duplicate check compares keys."""
+    return " ".join(name.replace("\ufeff", " ").split()).lower()
+
+
 def check_names(synonyms: tuple[tuple[str, ...], ...], info: DatasetInfo, where: str,
                 accepted: tuple[str, ...] = ()) -> None:
     """The line count matches the dataset; no name twice, none equal up to case (unless `accepted`)."""
@@ -122,13 +129,14 @@ def check_names(synonyms: tuple[tuple[str, ...], ...], info: DatasetInfo, where:
     seen: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for number, line in enumerate(synonyms, 1):
         for name in line:
-            seen[name.lower()].append((number, name))
+            seen[prompt_key(name)].append((number, name))
     problems = []
     for key, hits in seen.items():
         if len(hits) < 2 or (key in accepted and len({n for _, n in hits}) == 1):
             continue
         spelled = {n for _, n in hits}
-        kind = "appears more than once" if len(spelled) == 1 else "differs only in case from another name"
+        kind = ("appears more than once" if len(spelled) == 1
+                else "differs only in case or spacing (a byte-order mark counts as a space) from another name")
         problems.append(f"{' / '.join(sorted(spelled))!r} {kind} (lines {[n for n, _ in hits]})")
     if problems:
         raise DataError(
@@ -189,7 +197,7 @@ def load_name_file(path: str | Path, dataset: str | DatasetInfo, separator: str 
     if separator not in (", ", ",", "; "):
         raise DataError(f"name-file separator {separator!r}: use ', ' (SCLIP), ',' (ClearCLIP) or '; ' (ProxyCLIP).")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_file(path, "name file")
     except OSError as exc:
         raise DataError(f"name file {path} cannot be read ({exc}).") from None
     synonyms = parse_names(text, separator, str(path))

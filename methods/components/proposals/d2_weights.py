@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from harness.errors import WeightsError
+from harness.paths import refused_pickle_message
 
 _STEM = {"conv1": ("conv1.0", "conv1.1"), "conv2": ("conv1.3", "conv1.4"), "conv3": ("conv1.6", "bn1")}
 _NORM_FIELDS = ("weight", "bias", "running_mean", "running_var")
@@ -69,8 +70,28 @@ def timm_layout(body: nn.Module) -> dict[str, Any]:
     return layout
 
 
+# What a detectron2 weights pickle is made of: numpy arrays, their dtypes and scalars, and plain containers.
+# Anything else (os.system, subprocess, eval, ...) is refused before it is called, so a crafted .pkl runs nothing.
+_PICKLE_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
+    ("_codecs", "encode"),  # how protocol 2 stores the bytes of an array written by Python 3
+}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _PICKLE_ALLOWED:
+            raise pickle.UnpicklingError(
+                f"it asks for {module}.{name}, and a weights pickle holds only numpy arrays; refused without running "
+                "it (a crafted pickle runs code)")
+        return super().find_class(module, name)
+
+
 def read_detectron2_pickle(path: str | Path) -> dict[str, np.ndarray]:
-    """The name -> array dict of a detectron2 .pkl (only open files you trust: pickle runs code)."""
+    """The name -> array dict of a detectron2 .pkl, read by an unpickler that builds only numpy arrays, dtypes and
+    plain containers (a plain pickle.load would run whatever a crafted file names)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(
@@ -80,14 +101,19 @@ def read_detectron2_pickle(path: str | Path) -> dict[str, np.ndarray]:
         )
     try:
         with path.open("rb") as f:
-            data: Any = pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            data: Any = _ArraysOnlyUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise WeightsError(f"{path} is not a readable detectron2 pickle ({exc}). Re-download the file.") from exc
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         data = data["model"]
     if not isinstance(data, dict) or not data:
         raise WeightsError(f"{path} holds no name -> array dict; it is not a detectron2 weights pickle.")
-    return {str(k): np.asarray(v) for k, v in data.items()}
+    arrays = {str(k): np.asarray(v) for k, v in data.items()}
+    foreign = sorted(k for k, v in arrays.items() if v.dtype.kind not in "biuf")
+    if foreign:  # strings or objects where weights belong: not a weights file (torch could not convert them)
+        raise WeightsError(f"{path} holds non-numeric arrays ({', '.join(foreign[:3])}); it is not a detectron2 "
+                           f"weights pickle. Re-download the file.")
+    return arrays
 
 
 def detectron2_to_timm_state(arrays: dict[str, np.ndarray], **layout: Any) -> dict[str, torch.Tensor]:
@@ -114,7 +140,10 @@ def load_backbone_weights(body: nn.Module, path: str | Path) -> dict[str, str]:
     else:
         if not path.is_file():
             raise WeightsError(f"Backbone weights file {path} does not exist; fix pretrained_backbone.")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise WeightsError(refused_pickle_message(path, exc)) from None
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
     own = body.state_dict()
