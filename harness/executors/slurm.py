@@ -1,6 +1,6 @@
 """``--executor slurm``: submit a run's jobs through submitit, follow them, and name what failed.
 
-The run directory keeps ``.slurm/manifest.json`` (every job submitted: its cells, id, log files, the job it
+The run directory keeps ``.slurm/.manifest.json`` (every job submitted: its cells, id, log files, the job it
 waits for) and ``.slurm/logs/`` (submitit's folder), so ``harness status RUN`` can follow a run submitted with
 ``--no-wait`` from another shell, and re-running the same command submits only the cells that have neither a
 finished record nor a job still queued. Stage jobs are one job array per resource request; the jobs that share
@@ -22,7 +22,7 @@ from .jobs import Job
 from .resources import submitit_parameters
 from .worker import CellJob, JobRequest
 
-MANIFEST = Path(".slurm") / "manifest.json"
+MANIFEST = Path(".slurm") / ".manifest.json"  # hidden: not a record for `harness table`
 POLL_S = 2.0
 NEVER = "DependencyNeverSatisfied"
 
