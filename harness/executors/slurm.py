@@ -99,6 +99,6 @@ def last_error_line(path: str) -> str:
     try:
         lines = [line.strip() for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
-        return "(no log yet)"
+        return "(no log: the job never started)"
     errors = [line for line in lines if "Error" in line or "error:" in line or "CANCELLED" in line]
     return (errors or lines or ["(empty log)"])[-1]
