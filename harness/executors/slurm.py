@@ -46,9 +46,9 @@ def queue() -> dict[str, tuple[str, str]]:
 
 def queued_cells(out_dir: Path) -> set[str]:
     """Cells of this run whose latest job is still queued or running."""
-    held = queue()
-    return {cell for job in latest_jobs(load_manifest(out_dir)).values() if job["job_id"] in held
-            for cell in job["cells"]}
+    held = {job_id for job_id, (state, reason) in queue().items()
+            if state != "COMPLETING" and reason != NEVER}  # ending, or never to start: submit again
+    return {cell for cell, job in latest_jobs(load_manifest(out_dir)).items() if job["job_id"] in held}
 
 
 def submit(jobs: list[Job], requests: list[JobRequest], resources: list[dict[str, Any]], out_dir: Path,

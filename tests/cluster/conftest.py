@@ -21,8 +21,8 @@ def slurm_problem() -> str | None:
         env["SLURM_CONF"] = str(DEFAULT_CONF)
     done = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, env=env)
     states = done.stdout.split()
-    if done.returncode != 0 or not any(s in ("idle", "mix") for s in states):
-        return (f"Slurm is installed but no node is idle (sinfo: {done.stderr.strip() or states}); start the test "
+    if done.returncode != 0 or not any(s.rstrip("*") in ("idle", "mix", "alloc", "comp") for s in states):
+        return (f"Slurm is installed but no node is up (sinfo: {done.stderr.strip() or states}); start the test "
                 f"cluster with `.ci/slurm.sh start`")
     return None
 

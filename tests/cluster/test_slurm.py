@@ -93,11 +93,15 @@ def test_scancel_mid_stage_then_rerun_gives_the_same_records(slurm, tmp_path, lo
     assert not any(proposals.glob("*/done.json")), "the stage finished before it could be cancelled"
     capsys.readouterr()
     assert main(["status", str(out), "--no-progress"]) == 1  # cancelled jobs left no records
+    # Known gap (issue 25): on the test cluster the stage job's process can outlive scancel (even SIGKILL) and
+    # finish its cell; the re-run must then resubmit exactly the cells still without a record.
+    unfinished = [cell for cell in CELLS if not (out / f"{cell}.json").exists()]
+    assert unfinished
     status = capsys.readouterr().out
     assert re.search(r"FAILED coco-stuff/default/\w+: job \S+ ended without a record; log \S+_log.err",
                      status), status
     assert run(out, tmp_path, "--executor", "slurm") == 0  # resubmits the unfinished cells, resumes the stage
-    assert len(manifest_jobs(out)) == 4
+    assert len(manifest_jobs(out)) == 2 + len(unfinished)  # only the cells without a record were resubmitted
     assert_same_records(records(out), local)
 
 
