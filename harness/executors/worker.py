@@ -87,6 +87,8 @@ def run_job(request: JobRequest) -> dict[str, str]:
     cells = plan(suite, request.only)
     paths = [record_path(Path(request.out_dir), cell) for cell in cells]
     executor = {**request.executor, **_job_identity()}
+    print(f"harness job {executor['job_id']}: pid {os.getpid()} on {executor['node']}, cells {', '.join(request.cell_ids)}",
+          flush=True)  # where to look (or what to kill) when a job hangs
     gpus = int(request.executor.get("resources", {}).get("gpus_per_node", 0))
     if gpus > 1:
         _torchrun(request, gpus)
