@@ -11,12 +11,14 @@ disk (no accounting database needed).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..results import atomic_write_text
 from .jobs import Job
 from .resources import submitit_parameters
@@ -37,8 +39,15 @@ def _save_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2))
 
 
+def require_slurm() -> None:
+    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
+        raise ConfigError("--executor slurm: `sbatch`/`squeue` are not on PATH; run on a Slurm login node (or "
+                          "start the test cluster: .ci/slurm.sh start, then eval \"$(.ci/slurm.sh env)\").")
+
+
 def queue() -> dict[str, tuple[str, str]]:
     """{job id: (state, reason)} of every job Slurm still holds (array tasks one per line)."""
+    require_slurm()
     done = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%r"], capture_output=True, text=True)
     rows = (line.split("|") for line in done.stdout.splitlines() if line.count("|") == 2)
     return {job_id: (state, reason) for job_id, state, reason in rows}

@@ -107,6 +107,23 @@ def test_scancel_mid_stage_then_rerun_gives_the_same_records(slurm, tmp_path, lo
     assert_same_records(records(out), local)
 
 
+def test_a_requeued_stage_job_resumes_and_leaves_the_same_records(slurm, tmp_path, local):
+    """Preemption as Slurm does it: `scontrol requeue` stops the running job and queues it again (its start is
+    then held back; StartTime=now releases it). The job reruns its cell; the stage resumes from its files."""
+    out = tmp_path / "out"
+    assert run(out, tmp_path, "--executor", "slurm", "--no-wait") == 0
+    _wait_for(lambda: any((tmp_path / "cache" / "proposals").glob("*/spec.json")), 180, "the proposal stage")
+    leader = manifest_jobs(out)[0]["job_id"]
+    subprocess.run(["scontrol", "requeue", leader], check=True)
+    _wait_for(lambda: "BeginTime" in subprocess.run(["squeue", "-h", "-j", leader, "-o", "%r"], capture_output=True,
+                                                    text=True).stdout, 60, "the requeued job to wait")
+    subprocess.run(["scontrol", "update", f"jobid={leader}", "StartTime=now"], check=True)
+    assert main(["status", str(out), "--no-progress"]) == 0
+    got = records(out)
+    assert_same_records(got, local)
+    assert got[CELLS[0]][0]["executor"]["restarts"] == 1 and len(manifest_jobs(out)) == 2
+
+
 def test_two_runs_at_once_build_each_shared_stage_once(slurm, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     assert run(first, tmp_path, "--executor", "slurm", "--no-wait", only="coco-stuff/*/baseline") == 0
