@@ -1,5 +1,6 @@
-"""The cluster tests need a running Slurm (`.ci/slurm.sh start`; .ci/run starts one for them). Without one they
-skip, saying so. The jobs Slurm starts inherit this environment, so the project and the test doubles are put on
+"""The cluster and executor tests (~5 min on 2 cores) run when HARNESS_CLUSTER_TESTS=1, as .ci/run sets after it
+starts a Slurm (`.ci/slurm.sh start`); the default `pytest -q` skips them, saying so. Those that need Slurm skip
+without one, saying so too. The jobs Slurm starts inherit this environment, so the project and the test doubles are put on
 their PYTHONPATH."""
 
 import os
@@ -25,6 +26,13 @@ def slurm_problem() -> str | None:
         return (f"Slurm is installed but no node is up (sinfo: {done.stderr.strip() or states}); start the test "
                 f"cluster with `.ci/slurm.sh start`")
     return None
+
+
+@pytest.fixture(autouse=True)
+def _cluster_tests_asked_for():
+    if os.environ.get("HARNESS_CLUSTER_TESTS") != "1":
+        pytest.skip("cluster/executor tests (~5 min): run `.ci/slurm.sh start` then "
+                    "`HARNESS_CLUSTER_TESTS=1 pytest -q tests/cluster` (.ci/run does)")
 
 
 @pytest.fixture

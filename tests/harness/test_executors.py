@@ -102,3 +102,4 @@ def test_local_jobs_2_gives_the_records_of_a_sequential_run(tmp_path):
     assert par["coco-stuff/b/strong"][1]["hiou"] == 80.0 and par["speed/a/weak"][1]["hiou"] == 20.0
     # re-running submits nothing: every cell has a finished record
     assert main(["run", str(suite), "--out", str(tmp_path / "par"), "--jobs", "2", *common]) == 0
+
