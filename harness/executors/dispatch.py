@@ -66,6 +66,8 @@ def run_with_executor(args: argparse.Namespace, suite: Suite, overrides: list[st
         force=args.force, cell_ids=tuple(job.ids),
         executor={**kind, **({"resources": res} if args.executor == "slurm" else {})})
         for job, res in zip(jobs, resources)]
+    if args.executor == "slurm":
+        _check_requests(jobs, resources)
     out.mkdir(parents=True, exist_ok=True)
     skipped = len(cells) - len(to_run) - len(queued)
     print(f"{len(cells)} cells: {len(to_run)} to run in {len(jobs)} jobs, {skipped} already recorded"
@@ -86,15 +88,19 @@ def run_with_executor(args: argparse.Namespace, suite: Suite, overrides: list[st
     return 1 if failed else 0
 
 
+def _check_requests(jobs, resources) -> None:
+    """Each distinct resource request put to the cluster before anything is submitted."""
+    distinct: dict[str, list[str]] = {}
+    for job, res in zip(jobs, resources):
+        distinct.setdefault(json.dumps(res, sort_keys=True), []).append(job.cells[0].benchmark.name)
+    for key, benchmarks in distinct.items():
+        check_against_cluster(json.loads(key), sorted(set(benchmarks)))
+
+
 def _run_on_slurm(args, suite, jobs, requests, resources, out: Path) -> list[str] | None:
     from .follow import follow
     from .slurm import submit
 
-    distinct: dict[str, list[str]] = {}
-    for job, res in zip(jobs, resources):
-        distinct.setdefault(json.dumps(res, sort_keys=True), []).append(job.cells[0].benchmark.name)
-    for key, benchmarks in distinct.items():  # before anything is submitted
-        check_against_cluster(json.loads(key), sorted(set(benchmarks)))
     if jobs:
         entries = submit(jobs, requests, resources, out, {"suite": suite.name, "table": suite.table})
         print(f"submitted {len(entries)} jobs ({', '.join(e['job_id'] for e in entries[:4])}"
