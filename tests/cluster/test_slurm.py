@@ -82,6 +82,13 @@ def _wait_for(condition, timeout_s: float, what: str) -> None:
         time.sleep(0.5)
 
 
+def _pid(out: Path) -> int:
+    """The stage job's process (its log names it)."""
+    log = Path(manifest_jobs(out)[0]["stdout"])
+    _wait_for(lambda: log.exists() and ": pid " in log.read_text(), 30, "the stage job's log")
+    return int(re.search(r": pid (\d+) on", log.read_text()).group(1))
+
+
 def test_scancel_mid_stage_then_rerun_gives_the_same_records(slurm, tmp_path, local, capsys):
     out = tmp_path / "out"
     assert run(out, tmp_path, "--executor", "slurm", "--no-wait") == 0
@@ -91,9 +98,7 @@ def test_scancel_mid_stage_then_rerun_gives_the_same_records(slurm, tmp_path, lo
     # The stage job dies mid-stage (SIGKILL, as a node failure or the end of KillWait would do), then the run is
     # cancelled. A plain scancel would send SIGTERM, which submitit ignores for KillWait seconds (it reads as a
     # preemption notice): the smoke stages are short enough to finish in them, so the test kills the process.
-    log = Path(manifest_jobs(out)[0]["stdout"])
-    _wait_for(lambda: log.exists() and "pid" in log.read_text(), 30, "the stage job's log")
-    os.kill(int(re.search(r": pid (\d+) on", log.read_text()).group(1)), signal.SIGKILL)
+    os.kill(_pid(out), signal.SIGKILL)
     subprocess.run(["scancel", *ids], check=True)
     capsys.readouterr()
     assert main(["status", str(out), "--no-progress"]) == 1  # the killed jobs left no records
@@ -115,8 +120,12 @@ def test_a_requeued_stage_job_resumes_and_leaves_the_same_records(slurm, tmp_pat
     _wait_for(lambda: any((tmp_path / "cache" / "proposals").glob("*/spec.json")), 180, "the proposal stage")
     leader = manifest_jobs(out)[0]["job_id"]
     subprocess.run(["scontrol", "requeue", leader], check=True)
+    # Slurm's SIGTERM is ignored by submitit (a preemption notice); its SIGKILL comes KillWait seconds later, by
+    # when a smoke stage may be done: the test delivers it now, so the job dies mid-stage
+    os.kill(_pid(out), signal.SIGKILL)
     _wait_for(lambda: "BeginTime" in subprocess.run(["squeue", "-h", "-j", leader, "-o", "%r"], capture_output=True,
                                                     text=True).stdout, 60, "the requeued job to wait")
+    assert not any((tmp_path / "cache" / "proposals").glob("*/done.json"))  # killed mid-stage
     subprocess.run(["scontrol", "update", f"jobid={leader}", "StartTime=now"], check=True)
     assert main(["status", str(out), "--no-progress"]) == 0
     got = records(out)
