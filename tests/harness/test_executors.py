@@ -103,3 +103,13 @@ def test_local_jobs_2_gives_the_records_of_a_sequential_run(tmp_path):
     # re-running submits nothing: every cell has a finished record
     assert main(["run", str(suite), "--out", str(tmp_path / "par"), "--jobs", "2", *common]) == 0
 
+
+
+def test_slurm_without_sbatch_and_status_without_a_run_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no squeue
+    out = tmp_path / "out"
+    assert main(["run", str(write(tmp_path, SUITE)), "--out", str(out), "--executor", "slurm", "--no-progress"]) == 2
+    assert "`sbatch`/`squeue` are not on PATH" in capsys.readouterr().err
+    assert not (out / ".slurm").exists()
+    assert main(["status", str(out)]) == 2
+    assert "holds no Slurm run" in capsys.readouterr().err
