@@ -11,7 +11,8 @@ A suite says which methods run on which benchmarks under which settings::
       - baseline
       - {name: ps-gps-a1, method: baseline+ps, options: {ps: gps, alpha: 1.0}}
     benchmarks:                       # required
-      - {name: coco-stuff, task: segmentation, dataset: coco_stuff_171, options: {}, method_options: {}}
+      - {name: coco-stuff, task: segmentation, dataset: coco_stuff_171, options: {}, method_options: {},
+         slurm: {gpus_per_node: 1, timeout_min: 600}}   # optional: resources of its jobs (--executor slurm)
     settings:                         # optional axis (default: one setting named "default")
       - {name: matched, options: {}, method_options: {test_short_side: 512}}
     profiles:                         # optional: named overrides, applied like --set
@@ -44,6 +45,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .executors.resources import resource_problem
 from .paths import path_name_problem
 from .suite_values import apply_override, freeze, merge_options, parse_override, thaw, type_name
 from .yaml_lines import KeyPath, format_path, read_yaml_file
@@ -59,7 +61,7 @@ TOP_KEYS = {"suite": str, "description": str, "table": str, "include": str, "def
 REQUIRED_TOP = ("suite", "methods", "benchmarks")
 METHOD_KEYS = {"name": str, "method": str, "options": dict, "description": str}
 BENCHMARK_KEYS = {"name": str, "task": str, "dataset": str, "options": dict, "method_options": dict,
-                  "description": str}
+                  "description": str, "slurm": dict}
 SETTING_KEYS = {"name": str, "options": dict, "method_options": dict, "description": str}
 TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list", int: "an integer", float: "a number"}
 
@@ -80,6 +82,7 @@ class Benchmark:
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     method_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     description: str = ""
+    slurm: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # resources of its jobs
 
 
 @dataclass(frozen=True)
@@ -283,6 +286,10 @@ def _validate(data: dict, path: Path, profile: str, applied: tuple[str, ...], pr
     benchmarks: list[dict] = []
     for i, item in enumerate(benchmarks_raw):
         _check_mapping(item, BENCHMARK_KEYS, ("benchmarks", i), where, required=("name", "task"))
+        for key, value in (item.get("slurm") or {}).items():
+            problem = resource_problem(key, value)
+            if problem:
+                raise where.error(("benchmarks", i, "slurm", key), problem)
         benchmarks.append({"dataset": None, "options": {}, "method_options": {}, **item})
     _check_names_unique(benchmarks, "benchmarks", where)
 

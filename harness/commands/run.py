@@ -10,6 +10,8 @@ import argparse
 import os
 from pathlib import Path
 
+from ..executors.options import add_executor_arguments
+
 HELP = "run a suite (methods x benchmarks x settings) and print its table"
 
 
@@ -40,12 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write each segmentation cell's predictions into <record stem>.predictions/ beside its "
                              "record: json = detectron2's sem_seg_predictions.json (COCO RLE), png = label PNGs; "
                              "`harness evaluate` reads both (cells already recorded are skipped: add --force)")
+    add_executor_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..api import RunContext
     from ..devices import check_device
     from ..errors import ConfigError, RecordError
+    from ..executors.dispatch import run_with_executor, wants_executor
     from ..paths import check_input_dir, check_output_dir, check_weights_file
     from ..runner import check_plan, plan, run_suite
     from ..suite import MAX_THREADS, load_suite
@@ -53,10 +57,13 @@ def run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite, profile=args.profile, overrides=args.overrides)
     check_device(args.device)
+    elsewhere = wants_executor(args)
+    overrides = list(args.overrides)
     if args.weights:
         weights = str(check_weights_file(args.weights, "--weights").resolve())
         extra = [f"settings.{s.name}.method_options.clip_weights={weights}" for s in suite.settings]
-        suite = load_suite(args.suite, profile=args.profile, overrides=[*args.overrides, *extra])
+        overrides += extra
+        suite = load_suite(args.suite, profile=args.profile, overrides=overrides)
     threads = args.threads if args.threads is not None else suite.threads
     if threads is not None:
         if not 1 <= threads <= MAX_THREADS:
@@ -88,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         probe.unlink()
     except OSError as exc:
         raise RecordError(f"the output directory {out} is not writable ({exc.strerror}). Pass a writable --out.") from None
+    if elsewhere:
+        return run_with_executor(args, suite, overrides, out, cache_dir, data_root, threads)
     ctx = RunContext(
         out_dir=out,
         cache_dir=cache_dir,
