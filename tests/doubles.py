@@ -5,14 +5,14 @@ Registered through HARNESS_PLUGINS (tests/conftest.py), the same way a user's pa
 
 from __future__ import annotations
 
-from harness.api import CellResult
+from harness.api import CellResult, MethodPlugin, Task
 from harness.errors import ConfigError
 from harness.registries import DATASETS, METHODS, TASKS
 
 CALLS: list[str] = []  # cell ids run by DoubleTask, in order (for resume tests)
 
 
-class EchoMethod:
+class EchoMethod(MethodPlugin):
     """A method whose 'quality' is an option, so tests know what every metric must be."""
 
     OPTIONS = {"score": 50.0, "fail": False, "speed": 10.0}
@@ -26,7 +26,7 @@ class EchoMethod:
         return {**self.OPTIONS, **options}
 
 
-class DoubleTask:
+class DoubleTask(Task):
     """Reports hiou = score, seen = score + offset, unseen = score - offset; fps = speed."""
 
     def check(self, cell):

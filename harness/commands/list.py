@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         if kind == "methods":  # each plugin's kind and one-line description (harness.api.MethodPlugin)
             names = METHODS.names()
             width = max((len(n) for n in names), default=0)
-            kind_width = max((len(str(getattr(METHODS.get(n), "kind", ""))) for n in names), default=0)
+            kind_width = max((len(str(METHODS.get(n).kind)) for n in names), default=0)
             for name in names:
                 plugin = METHODS.get(name)
                 print(f"  {name:<{width}}  {plugin.kind:<{kind_width}}  {plugin.description}"
