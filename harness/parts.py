@@ -33,11 +33,11 @@ OptionsT = TypeVar("OptionsT", bound="Options")
 
 
 def option(default: Any, doc: str = "", *, low: float | None = None, high: float | None = None,
-           low_open: bool = False, choices: tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None = None) -> Any:
+           low_open: bool = False, high_open: bool = False, choices: tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None = None) -> Any:
     """A dataclass field that is an option: ``low``/``high`` bound a number (or each number of a tuple;
-    ``low_open``: strictly above ``low``), ``choices`` lists the allowed values (or a function giving them, for
+    ``low_open``/``high_open``: strictly inside), ``choices`` lists the allowed values (or a function giving them, for
     tables that plugins extend). Mutable defaults (a dict) are copied per instance."""
-    meta = {"doc": doc, "low": low, "high": high, "low_open": low_open, "choices": choices}
+    meta = {"doc": doc, "low": low, "high": high, "low_open": low_open, "high_open": high_open, "choices": choices}
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: dict(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -117,8 +117,8 @@ def _check_range(name: str, value: Any, meta: Mapping[str, Any]) -> None:
     low, high = meta.get("low"), meta.get("high")
     if low is not None and (value <= low if meta.get("low_open") else value < low):
         raise ConfigError(f"option {name}={value!r} must be {'>' if meta.get('low_open') else '>='} {low:g}.")
-    if high is not None and value > high:
-        raise ConfigError(f"option {name}={value!r} must be <= {high:g}.")
+    if high is not None and (value >= high if meta.get("high_open") else value > high):
+        raise ConfigError(f"option {name}={value!r} must be {'<' if meta.get('high_open') else '<='} {high:g}.")
 
 
 def unknown_keys_error(where: str, unknown: list[str], known: list[str]) -> ConfigError:
@@ -134,7 +134,11 @@ class Options:
     def __post_init__(self) -> None:
         hints = _hints(type(self))
         for f in dataclasses.fields(self):
-            value = coerce_value(f.name, getattr(self, f.name), hints[f.name], f.metadata)
+            try:
+                value = coerce_value(f.name, getattr(self, f.name), hints[f.name], f.metadata)
+            except ConfigError as exc:  # a spec field that mirrors a part's option names the part too
+                raise ConfigError(f"part {f.metadata['part']}: {exc}" if f.metadata.get("part") else str(exc)) \
+                    from None
             object.__setattr__(self, f.name, value)
 
     @classmethod
@@ -171,7 +175,7 @@ class Options:
             if meta.get("low") is not None:
                 bounds.append(f"{'>' if meta.get('low_open') else '>='} {meta['low']:g}")
             if meta.get("high") is not None:
-                bounds.append(f"<= {meta['high']:g}")
+                bounds.append(f"{'<' if meta.get('high_open') else '<='} {meta['high']:g}")
             if meta.get("choices") is not None:
                 choices = meta["choices"]
                 bounds.append("one of " + ", ".join(map(str, choices() if callable(choices) else choices)))

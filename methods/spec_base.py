@@ -26,7 +26,7 @@ def part_option(part: type[Part], field_name: str) -> Any:
     """A spec field that mirrors an option of a part (its default, range and description declared once, in the
     part): e.g. the training-free spec's ``sigma`` is `KKGauss`'s."""
     source = {f.name: f for f in dataclasses.fields(part)}[field_name]
-    return dataclasses.field(default=source.default, metadata=source.metadata)
+    return dataclasses.field(default=source.default, metadata={**source.metadata, "part": f"{part.kind} {part.name!r}"})
 
 
 @dataclasses.dataclass(frozen=True)

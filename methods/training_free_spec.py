@@ -73,9 +73,9 @@ class TrainingFreeSpec(SpecBase):
     # of one's own file (".txt", one class per line, synonyms separated by ", ").
     names: str = "plain"
     templates: str = option("imagenet", "prompt templates", choices=tuple(TEMPLATE_SETS))
-    tau: float = 40.0
-    prob_thd: float = 0.0
-    area_thd: float = 0.0
+    tau: float = part_option(Decision, "tau")
+    prob_thd: float = part_option(Decision, "prob_thd")
+    area_thd: float = part_option(Decision, "area_thd")
     pamr: bool = False
     pamr_steps: int = option(10, "PAMR iterations", low=0)
     pamr_dilations: tuple[int, ...] = option((8, 16), "PAMR dilations", low=1)
