@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..registries import DATASETS, METHODS, TASKS
+    from ..registry import BROKEN_PLUGINS
     from ..tables import PAPER_DIR
 
     suites_dir = Path(__file__).resolve().parents[2] / "suites"
@@ -42,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             for path in sorted(PAPER_DIR.glob("*.yaml")):
                 print(f"  {path.stem}")
+    if BROKEN_PLUGINS:  # user plugins that failed to import (the rest above are usable)
+        print("broken plugins:")
+        for label, error in BROKEN_PLUGINS.items():
+            print(f"  {label}: {error}")
     return 0
 
 
