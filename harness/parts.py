@@ -33,11 +33,14 @@ OptionsT = TypeVar("OptionsT", bound="Options")
 
 
 def option(default: Any, doc: str = "", *, low: float | None = None, high: float | None = None,
-           low_open: bool = False, high_open: bool = False, choices: tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None = None) -> Any:
+           low_open: bool = False, high_open: bool = False, inference_only: bool = False,
+           choices: tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None = None) -> Any:
     """A dataclass field that is an option: ``low``/``high`` bound a number (or each number of a tuple;
     ``low_open``/``high_open``: strictly inside), ``choices`` lists the allowed values (or a function giving them, for
-    tables that plugins extend). Mutable defaults (a dict) are copied per instance."""
-    meta = {"doc": doc, "low": low, "high": high, "low_open": low_open, "high_open": high_open, "choices": choices}
+    tables that plugins extend). ``inference_only``: the option changes no trained stage (it stays out of the
+    stage cache keys, so methods that differ only in it share their stages). Mutable defaults are copied."""
+    meta = {"doc": doc, "low": low, "high": high, "low_open": low_open, "high_open": high_open,
+            "inference_only": inference_only, "choices": choices}
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: dict(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -205,6 +208,12 @@ class Part(Options):
 
 
 _TABLES: dict[str, dict[str, type[Part]]] = {}
+_ALIASES: dict[str, dict[str, str]] = {}
+
+
+def part_aliases(kind: str) -> dict[str, str]:
+    """The (mutable, shared) old name -> registered name map of one kind (e.g. the training-free ``qk``)."""
+    return _ALIASES.setdefault(kind, {})
 
 
 def part_table(kind: str) -> dict[str, type[Part]]:
@@ -228,6 +237,7 @@ def register_part(cls: type[P]) -> type[P]:
 def find_part(kind: str, name: str, *, option: str | None = None) -> type[Part]:
     """The registered part ``name`` of ``kind``; a `ConfigError` with close matches otherwise."""
     table = part_table(kind)
+    name = part_aliases(kind).get(name, name)
     if name in table:
         return table[name]
     close = difflib.get_close_matches(str(name), list(table), 2)

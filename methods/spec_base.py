@@ -76,6 +76,20 @@ class SpecBase(Options):
         values.update({k: v for k, v in given.items() if k in names})
         return cls.from_options(values, where=f"part {kind} {cls.name!r}: ")
 
+    def trained_options(self, inference_only: tuple[str, ...] = ()) -> dict[str, Any]:
+        """`as_dict` without the options that change no trained stage (the spec's ``inference_only`` fields and
+        the selected parts' options declared ``inference_only``): what a stage's cache key holds of the method."""
+        out = {k: v for k, v in self.as_dict().items() if k not in inference_only}
+        if "extra_options" in out:
+            skip = set()
+            for name, kind in self.part_options.items():
+                cls = find_part(kind, getattr(self, name), option=name)
+                skip |= {f.name for f in dataclasses.fields(cls) if f.metadata.get("inference_only")}
+            out["extra_options"] = {k: v for k, v in out["extra_options"].items() if k not in skip}
+            if not out["extra_options"]:
+                del out["extra_options"]
+        return out
+
     def check_parts(self) -> None:
         """Build every selected part once, so a bad part option fails when the spec is made."""
         for name in self.part_options:

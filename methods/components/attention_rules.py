@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from open_clip.transformer import QuickGELU
 from torch import Tensor, nn
 
-from harness.parts import find_part, option
+from harness.parts import find_part, option, part_aliases
 
 from .attention_base import (  # noqa: F401 - re-exported: callers read the whole table from this module
     ATTENTION_RULES,
@@ -54,12 +54,13 @@ def rule_descriptions() -> list[tuple[str, str]]:
 
 # The training-free family's names of two table rules (its `attention` option and DeOP's `ps` name the same
 # rules; either name is accepted by both and kept as written in the record).
-RULE_ALIASES = {"qk": "none", "identity": "gps"}
+RULE_ALIASES = part_aliases("attention")
+RULE_ALIASES.update({"qk": "none", "identity": "gps"})
 
 
 def rule_class(name: str, option: str = "ps") -> type[AttnRule]:
     """The registered rule ``name`` (or an alias of one); a `ConfigError` naming ``option`` otherwise."""
-    return find_part("attention", RULE_ALIASES.get(name, name), option=option)  # type: ignore[return-value]
+    return find_part("attention", name, option=option)  # type: ignore[return-value]
 
 
 def rule_names(*, needs_context: bool | None = None, needs_masks: bool | None = None) -> tuple[str, ...]:

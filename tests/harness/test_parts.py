@@ -118,3 +118,33 @@ def test_list_parts_prints_every_kind_with_options(capsys):
     out = capsys.readouterr().out
     assert "attention:" in out and "decision:" in out
     assert "sigma: a number = 5.0" in out and "tau: a number = 40.0" in out and "(>= 0; <= 1)" in out
+
+
+def test_stage_keys_hold_trained_part_options_and_not_inference_only_ones():
+    """The head stage's key holds the resolved options of what it trains (an out-of-tree part's included) and
+    leaves out inference-only ones: two plugins that differ in a head-changing option of an out-of-tree rule do not
+    share the head stage, two that differ only in an inference-only option do (methods/pipelines/assemble.py keys
+    the head stage by `trained_options`)."""
+    from methods.pipelines.assemble import INFERENCE_ONLY
+
+    @register_part
+    @dataclass(frozen=True)
+    class Tuned(Vanilla):
+        name: ClassVar[str] = "test-tuned"
+        description: ClassVar[str] = "tests: a rule with a trained and an inference-only option"
+        scale: float = option(1.0, "changes what the head learns")
+        chunk: int = option(4, "tokens per call", low=1, inference_only=True)
+
+    try:
+        def key(**options):
+            return Plugin("t", "tests", text_prompt="learnable", ps="test-tuned", **options).spec(
+                {}).trained_options(INFERENCE_ONLY)
+
+        assert key(scale=2.0) != key(scale=3.0)  # a head option: different head stages
+        assert key(chunk=2) == key(chunk=8) == key()  # inference only: the same stage
+        assert key(test_short_side=320) == key()  # the spec's own inference-only fields, as before
+        in_tree = METHODS.get("deop").spec({})  # in-tree specs: the key holds what it held before
+        assert in_tree.trained_options(INFERENCE_ONLY) == {k: v for k, v in in_tree.as_dict().items()
+                                                             if k not in INFERENCE_ONLY}
+    finally:
+        part_table("attention").pop("test-tuned")
