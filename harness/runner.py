@@ -281,15 +281,23 @@ def _traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
+def prepare_run(suite: Suite, ctx: RunContext, force: bool = False, only: str | None = None) -> list[Cell]:
+    """What a run does before anything starts, and all that ``run --dry-run`` does: plan the cells, check every
+    cell's method and task options, and the preflight (missing data and weights of the cells that would run). A
+    dry-run that passes means the cells will start."""
+    cells = plan(suite, only)
+    check_plan(cells)
+    preflight(cells, ctx, force)
+    return cells
+
+
 def run_suite(suite: Suite, ctx: RunContext, force: bool = False, only: str | None = None) -> RunSummary:
     """Run every cell of ``suite`` (see the module docstring for resume, skip, group and failure rules)."""
     import time
 
     from tqdm import tqdm
 
-    cells = plan(suite, only)
-    check_plan(cells)
-    preflight(cells, ctx, force)
+    cells = prepare_run(suite, ctx, force, only)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     outcomes: dict[str, CellOutcome] = {}
     notes: dict[str, str] = {}

@@ -6,6 +6,7 @@ an out-of-tree family) and the defaults its options override. Options are resolv
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ class Plugin(SegmentationMethod):
         self.description = description
         self.spec_type = spec_type
         self.defaults = defaults
+        self._resolved: dict[str, SpecBase] = {}  # options (as JSON) -> their frozen spec: resolved once
         # what suite-wide method_options reach: the spec's own fields (an alias reaches a method only by its row)
         self.option_names = frozenset(spec_type.option_names()) - {"extra_options"}
         self.resolve({})  # a plugin with bad defaults fails at import, not in a suite
@@ -36,8 +38,14 @@ class Plugin(SegmentationMethod):
         return self.spec({}).kind
 
     def spec(self, options: Mapping[str, Any]) -> SpecBase:
-        """The resolved, frozen spec of these options over the plugin's defaults."""
-        return self.spec_type.resolve({**self.defaults, **options}, where=f"method {self.name!r}: ")
+        """The resolved, frozen spec of these options over the plugin's defaults. Resolved once per distinct
+        options: a cell's check, preflight, benchmark settings, build and record all get this one object."""
+        key = json.dumps(options, sort_keys=True, default=repr)
+        if key not in self._resolved:
+            if len(self._resolved) >= 256:
+                self._resolved.pop(next(iter(self._resolved)))
+            self._resolved[key] = self.spec_type.resolve({**self.defaults, **options}, where=f"method {self.name!r}: ")
+        return self._resolved[key]
 
     def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
         return self.spec(options).as_dict()

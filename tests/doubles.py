@@ -30,9 +30,13 @@ class DoubleTask(Task):
     """Reports hiou = score, seen = score + offset, unseen = score - offset; fps = speed."""
 
     def check(self, cell):
-        unknown = set(cell.task_options) - {"offset", "seed"}
+        unknown = set(cell.task_options) - {"offset", "seed", "missing"}
         if unknown:
             raise ConfigError(f"unknown task option(s) {sorted(unknown)}")
+
+    def preflight(self, cell, ctx):
+        """``missing: NAME``: the cell would miss NAME (as a dataset or weights would be)."""
+        return [f"{cell.task_options['missing']} is missing"] if cell.task_options.get("missing") else []
 
     def run(self, cell, ctx):
         spec = METHODS.get(cell.row.method).resolve(cell.method_options)

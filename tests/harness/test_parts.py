@@ -148,3 +148,22 @@ def test_stage_keys_hold_trained_part_options_and_not_inference_only_ones():
                                                              if k not in INFERENCE_ONLY}
     finally:
         part_table("attention").pop("test-tuned")
+
+
+def test_a_cells_options_are_resolved_once(monkeypatch):
+    from methods.spec import MethodSpec
+
+    plugin = Plugin("t-once", "tests", text_prompt="learnable", clip_weights="random")
+    calls = []
+    original = MethodSpec.resolve.__func__
+    monkeypatch.setattr(MethodSpec, "resolve", classmethod(lambda cls, v, **kw: calls.append(1) or original(cls, v,
+                                                                                                            **kw)))
+    options = {"ps": "gps", "alpha": [1.0]}
+    spec = plugin.spec(options)
+    assert plugin.resolve(dict(options)) == spec.as_dict() and plugin.preflight(options) == []
+    assert plugin.benchmark_settings(options, "coco_stuff_171") is None and plugin.spec(options) is spec
+    assert len(calls) == 1
+    with pytest.raises(ConfigError):  # a bad option is reported every time, never cached
+        plugin.spec({"ps": "nope"})
+    with pytest.raises(ConfigError):
+        plugin.spec({"ps": "nope"})
