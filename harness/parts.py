@@ -33,14 +33,16 @@ OptionsT = TypeVar("OptionsT", bound="Options")
 
 
 def option(default: Any, doc: str = "", *, low: float | None = None, high: float | None = None,
-           low_open: bool = False, high_open: bool = False, inference_only: bool = False,
+           low_open: bool = False, high_open: bool = False, inference_only: bool = False, omit_default: bool = False,
            choices: tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None = None) -> Any:
     """A dataclass field that is an option: ``low``/``high`` bound a number (or each number of a tuple;
     ``low_open``/``high_open``: strictly inside), ``choices`` lists the allowed values (or a function giving them, for
     tables that plugins extend). ``inference_only``: the option changes no trained stage (it stays out of the
-    stage cache keys, so methods that differ only in it share their stages). Mutable defaults are copied."""
+    stage cache keys, so methods that differ only in it share their stages). ``omit_default``: left out of the
+    record and the stage keys while it has its default (an option added later keeps earlier specs' form).
+    Mutable defaults are copied per instance."""
     meta = {"doc": doc, "low": low, "high": high, "low_open": low_open, "high_open": high_open,
-            "inference_only": inference_only, "choices": choices}
+            "inference_only": inference_only, "omit_default": omit_default, "choices": choices}
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: dict(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

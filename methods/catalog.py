@@ -28,3 +28,4 @@ TOOLS.register("attention-rules", "methods.components.attention_rules:rule_descr
 # The in-tree parts of each kind (harness.parts): importing the table registers them for `harness list parts`.
 PARTS.register("attention", "methods.components.attention_rules:ATTENTION_RULES")
 PARTS.register("decision", "methods.components.queries:DECISIONS")
+PARTS.register("pooling", "methods.components.pooling:POOLINGS")

@@ -16,6 +16,7 @@ from harness.errors import ConfigError
 from harness.parts import option
 
 from .components.attention_rules import RULE_ALIASES, rule_names
+from .components.pooling import POOLINGS
 from .spec_base import SpecBase
 from .stages.proposal_options import proposal_config
 
@@ -47,7 +48,7 @@ class MethodSpec(SpecBase):
     """Everything that defines a method. Field docs say which paper section / METHOD_SPEC item they follow."""
 
     builder: ClassVar[str] = "methods.pipelines.assemble:assemble"
-    part_options: ClassVar[dict[str, str]] = {"ps": "attention"}
+    part_options: ClassVar[dict[str, str]] = {"ps": "attention", "pooling": "pooling"}
     option_aliases: ClassVar[dict[str, str]] = {"attention": "ps"}  # the training-free family's name of `ps`
 
     kind: str = _choice("kind", "one-pass", "the pipeline")
@@ -70,6 +71,9 @@ class MethodSpec(SpecBase):
     ps: str = option("none", "the attention rule (harness list parts)", choices=_ps_choices)
     alpha: tuple[float, ...] = option((1.0,), "GPS alpha per block, the last block first")
     # CAL (paper 4.2, METHOD_SPEC 6): query-based heatmap decoder with K inner layers, or conv-based.
+    # Pooling without CAL: a registered pooling part (its own options pass through, e.g. an out-of-tree one's).
+    pooling: str = option("mask", "how a proposal is pooled without CAL (harness list parts)",
+                          choices=lambda: tuple(POOLINGS), omit_default=True)
     cal: str = _choice("cal", "none")
     cal_layers: int = option(1, "inner layers of the query-based CAL decoder", low=0)
     cal_dropout: float = option(0.1, "CAL decoder dropout", low=0.0, high=1.0)  # the official decoder dropout; 0 makes DDP and single-process training identical

@@ -116,11 +116,14 @@ class SpecBase(Options):
         return getattr(importlib.import_module(module), attr)
 
     def as_dict(self) -> dict[str, Any]:
-        """The resolved spec for the record (``extra_options`` only when there are any, so that the records and
-        stage keys of in-tree methods keep their form)."""
+        """The resolved spec for the record (``extra_options`` only when there are any, and the ``omit_default``
+        options only when set, so that the records and stage keys of in-tree methods keep their form)."""
         out = self.options()
         if not out["extra_options"]:
             del out["extra_options"]
+        for f in dataclasses.fields(self):
+            if f.metadata.get("omit_default") and getattr(self, f.name) == f.default:
+                del out[f.name]
         return out
 
 
