@@ -60,6 +60,10 @@ rule = ATTENTION_RULES["qk-kk-blend"](0.3)
 torch.testing.assert_close(rule.mix(x[None], attn, None)[0], apply_attention(attn, x, rule.attention(x, attn, None)))
 torch.testing.assert_close(ATTENTION_RULES["qk-kk-blend"](0.0).mix(x[None], attn, None), Vanilla().mix(x[None], attn, None))
 print("=== rule ok")
+from harness.testing import check_plugin
+tiny = {"clip_arch": "tiny-vit-p16", "clip_weights": "random"}
+print("=== kit", check_plugin("blend-clip", {**tiny, "short_side": 64, "mode": "whole"}),
+      check_plugin("hard-pool", {**tiny, "test_short_side": 64, "proposals": {"preset": "smoke"}}))
 """
 
 
@@ -112,6 +116,8 @@ def test_listed_with_their_parts_and_options(session):
     dry = _section(stdout, "dry-run")  # the dry-run ran the run's preflight and listed the cells
     assert "seg/default/blend" in dry and "4 cells" in dry
     assert "=== rule ok" in stdout  # the rule's fast path equals its explicit matrix; blend 0 is CLIP's own
+    checks = "['protocol', 'listing', 'options', 'dry-run', 'predict', 'timing']"
+    assert f"=== kit {checks} {checks}" in stdout  # harness.testing.check_plugin passes on both
 
 
 def test_one_segmentation_cell_each_with_their_options_recorded(session):
