@@ -29,3 +29,4 @@ TOOLS.register("attention-rules", "methods.components.attention_rules:rule_descr
 PARTS.register("attention", "methods.components.attention_rules:ATTENTION_RULES")
 PARTS.register("decision", "methods.components.queries:DECISIONS")
 PARTS.register("pooling", "methods.components.pooling:POOLINGS")
+PARTS.register("refinement", "methods.components.refinements:REFINEMENTS")

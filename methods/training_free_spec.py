@@ -21,6 +21,7 @@ from harness.parts import option
 from .components.attention_rules import RULE_ALIASES, rule_names
 from .components.last_block import KEEP_DROP, make_rule
 from .components.queries import Decision
+from .components.refinements import PAMRRefinement
 from .components.sliding import SlideConfig
 from .components.text import TEMPLATE_SETS
 from .components.training_free_rules import KKGauss, Proxy
@@ -77,8 +78,8 @@ class TrainingFreeSpec(SpecBase):
     prob_thd: float = part_option(Decision, "prob_thd")
     area_thd: float = part_option(Decision, "area_thd")
     pamr: bool = False
-    pamr_steps: int = option(10, "PAMR iterations", low=0)
-    pamr_dilations: tuple[int, ...] = option((8, 16), "PAMR dilations", low=1)
+    pamr_steps: int = part_option(PAMRRefinement, "steps")
+    pamr_dilations: tuple[int, ...] = part_option(PAMRRefinement, "dilations")
     # The proxy's foundation model (attention: proxy only).
     dino_arch: str = "vit_base_patch8_224"
     dino_weights: str = "dino"
@@ -118,6 +119,12 @@ class TrainingFreeSpec(SpecBase):
     def rule(self):
         """The last block's rule, its options from this spec (sigma, beta, gamma, or an out-of-tree rule's)."""
         return make_rule(self.attention, sigma=self.sigma, beta=self.beta, gamma=self.gamma, **self.extra_options)
+
+    def refinement(self) -> PAMRRefinement | None:
+        """The refinement of the logits (PAMR with this spec's steps and dilations), None when off."""
+        if not self.pamr or self.pamr_steps == 0:
+            return None
+        return PAMRRefinement(steps=self.pamr_steps, dilations=self.pamr_dilations)
 
     def slide_config(self, patch: int = 0) -> SlideConfig:
         """The windows; `patch` (the CLIP patch size) is the padding multiple where `pad_to_patch` asks for it."""

@@ -23,7 +23,6 @@ from harness.errors import ConfigError
 
 from ..components.dino import DinoFeatures, build_dino
 from ..components.last_block import TrainingFreeCLIP
-from ..components.pamr import pamr
 from ..components.queries import QuerySet, class_probabilities, decide
 from ..components.sliding import slide_logits
 from ..components.text import TextEncoder
@@ -139,9 +138,10 @@ class DenseSegmenter(nn.Module):
                                          spec.slide_config(self.clip.patch_size[0]))
         with timer("postprocess"):
             logits = F.interpolate(logits[None], size=(h0, w0), mode="bilinear", align_corners=False)
-            if spec.pamr and spec.pamr_steps > 0:
+            refinement = spec.refinement()  # PAMR (a part of kind refinement), None when off
+            if refinement is not None:
                 guide = F.interpolate(x[None], size=(h0, w0), mode="bilinear", align_corners=False)
-                logits = pamr(guide, logits, spec.pamr_steps, spec.pamr_dilations)
+                logits = refinement.refine(guide, logits)
         return logits[0], n_windows
 
 

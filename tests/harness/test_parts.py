@@ -58,6 +58,13 @@ def test_errors_name_method_part_and_field():
         METHODS.get("naclip").spec({"sigma": -1})
     with pytest.raises(ConfigError, match=r"method 'proxyclip': part attention 'proxy': option gamma=0.0 must be > 0"):
         METHODS.get("proxyclip").spec({"gamma": 0})
+    with pytest.raises(ConfigError, match=r"method 'naclip': part refinement 'pamr': option pamr_steps=-1 must be >= 0"):
+        METHODS.get("naclip").spec({"pamr_steps": -1})
+    with pytest.raises(ConfigError, match=r"part refinement 'pamr': option pamr_dilations=0 must be >= 1"):
+        METHODS.get("naclip").spec({"pamr_dilations": [8, 0]})
+    refinement = METHODS.get("naclip").spec({"pamr_dilations": [2]}).refinement()
+    assert (refinement.name, refinement.steps, refinement.dilations) == ("pamr", 10, (2,))
+    assert METHODS.get("naclip").spec({"pamr": False}).refinement() is None
 
 
 def test_ps_and_attention_name_the_same_rules():
@@ -116,7 +123,7 @@ def test_list_parts_prints_every_kind_with_options(capsys):
 
     print_parts(None)
     out = capsys.readouterr().out
-    assert "attention:" in out and "decision:" in out
+    assert "attention:" in out and "decision:" in out and "pooling:" in out and "refinement:" in out
     assert "sigma: a number = 5.0" in out and "tau: a number = 40.0" in out and "(>= 0; <= 1)" in out
 
 
