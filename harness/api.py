@@ -40,17 +40,27 @@ class CellSkipped(Exception):  # noqa: N818 - not an error: the cell was not mea
 @runtime_checkable
 class MethodPlugin(Protocol):
     """A registered method. ``description``: one line for ``harness list methods``; ``kind``: the shape of its
-    pipeline (``one-pass``, ``multi-pass``, or a kind of its own), also listed. Optional ``option_names``: the
-    options it takes; a suite's benchmark- and setting-level ``method_options`` then reach it only where it takes
-    them (a proposal-free method is not given the proposal network's settings); without it, all of them do."""
+    pipeline (``one-pass``, ``multi-pass``, or a kind of its own), also listed.
+
+    A plugin class subclasses this protocol (or `SegmentationMethod`) explicitly, and so inherits the defaults of
+    the optional members below; the harness calls every member directly (no probing)."""
 
     description: str
     kind: str
+    option_names: frozenset[str] | None = None
+    """The options it takes; a suite's benchmark- and setting-level ``method_options`` then reach it only where it
+    takes them (a proposal-free method is not given the proposal network's settings). None: all of them do."""
 
     def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """The method's full spec with ``options`` applied (JSON-able, for the record); ``ConfigError`` for an
         unknown or invalid option."""
         ...
+
+    def benchmark_settings(self, options: Mapping[str, Any], dataset: str) -> dict[str, Any] | None:
+        """What the method runs with on ``dataset`` (recorded with the cell), ``ConfigError`` for a setting that
+        does not fit that dataset (checked for every cell before anything runs). None (the default): the method
+        has no background decision, so its cells on benchmarks with a background class are recorded as not run."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -264,8 +274,9 @@ class SegmentationMethod(MethodPlugin, Protocol):
     """A method plugin that the segmentation, recall and speed tasks can build."""
 
     def preflight(self, options: Mapping[str, Any]) -> list[str]:
-        """What the method would miss before it starts (weights that cannot be found), as messages."""
-        ...
+        """What the method would miss before it starts (weights that cannot be found), as messages. Default:
+        nothing."""
+        return []
 
     def fit(self, options: Mapping[str, Any], env: MethodEnv) -> Fitted:
         """Train every stage the method needs (cached under ``env.cache_dir``) and return it ready to predict."""
@@ -279,13 +290,35 @@ class SegmentationMethod(MethodPlugin, Protocol):
 # ---------------------------------------------------------------------------------------------- tasks
 
 
+@runtime_checkable
 class Task(Protocol):
-    """What a benchmark does with a method. Optional members: ``check(cell)`` (validate options before anything
-    runs), ``preflight(cell, ctx)`` (missing data/weights), ``option_names`` (the task options it takes:
-    a suite's ``defaults`` reach it only where it takes them; without it, every default reaches it),
-    ``skip_reason(cell, ctx) -> str | None`` (a cell that will not run here: recorded as skipped up front, not
-    counted by the progress bar), and ``group_key(cell)`` with ``run_group(cells, ctx)`` (consecutive cells of
-    one key run together, e.g. the methods of one speed benchmark timed round by round; ``run_group`` returns one
-    `CellResult` or exception per cell, in order; a key of None runs the cell alone)."""
+    """What a benchmark does with a method. A task class subclasses this protocol explicitly and inherits the
+    defaults of the optional members; the runner calls every member directly."""
+
+    option_names: tuple[str, ...] | None = None
+    """The task options it takes: a suite's ``defaults`` reach it only where it takes them (None: all do)."""
 
     def run(self, cell: Cell, ctx: RunContext) -> CellResult: ...
+
+    def check(self, cell: Cell) -> None:
+        """Validate the cell's options before anything runs (``ConfigError``). Default: nothing to check."""
+        return None
+
+    def preflight(self, cell: Cell, ctx: RunContext) -> list[str]:
+        """Missing data or weights of the cell, as messages, before anything runs. Default: none."""
+        return []
+
+    def skip_reason(self, cell: Cell, ctx: RunContext) -> str | None:
+        """Why the cell will not run here (recorded as skipped up front, not counted by the progress bar), or
+        None (the default)."""
+        return None
+
+    def group_key(self, cell: Cell) -> Any:
+        """Consecutive cells of one key run together through `run_group` (e.g. the methods of one speed
+        benchmark timed round by round); None (the default) runs the cell alone."""
+        return None
+
+    def run_group(self, cells: list[Cell], ctx: RunContext) -> list[CellResult | BaseException]:
+        """One `CellResult` or exception per cell, in order. Default: `run` of each cell (an exception of one
+        cell fails the whole group, as a single cell's does)."""
+        return [self.run(cell, ctx) for cell in cells]

@@ -5,14 +5,18 @@ entry is first used. Registering a name twice is an error (silently replacing a 
 of "the same" suite disagree); an unknown name gets close matches and the full list of known names.
 
 A registry may name *plugin modules*: modules whose import registers entries (e.g. ``methods.catalog``).
-They are imported on the first lookup, and ``HARNESS_PLUGINS`` (comma-separated module names) adds more,
-so a test or a user package can add entries without touching this code.
+They are imported on the first lookup. User plugins add more without touching this code: the modules named by
+``HARNESS_PLUGINS`` (comma-separated) and the entry points of installed distributions in the group
+``deop_harness.plugins`` (``[project.entry-points."deop_harness.plugins"] my_plugin = "my_package.plugin"``).
+A user plugin that fails to import is isolated: it is recorded in `BROKEN_PLUGINS` with its error, named by
+``harness list`` and by the "unknown ..." message of a lookup, and every other entry stays usable.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.metadata
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +25,31 @@ from typing import Any, Generic, TypeVar
 from .errors import RegistryError
 
 T = TypeVar("T")
+
+ENTRY_POINT_GROUP = "deop_harness.plugins"
+BROKEN_PLUGINS: dict[str, str] = {}  # user plugin (how it was named) -> its import error, shared by every registry
+
+
+def user_plugins() -> list[tuple[str, str]]:
+    """(label, module or module:attr) of every user plugin: HARNESS_PLUGINS, then installed entry points."""
+    extra = [m.strip() for m in os.environ.get("HARNESS_PLUGINS", "").split(",") if m.strip()]
+    found = [(f"{m} (HARNESS_PLUGINS)", m) for m in extra]
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep.dist, "name", None) or "?"  # EntryPoint.dist is optional in importlib.metadata
+        found.append((f"{ep.name} (entry point of {dist}: {ep.value})", ep.value))
+    return found
+
+
+def _import_plugin(target: str) -> None:
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name.strip())
+    for part in filter(None, attr.strip().split(".")):
+        module = getattr(module, part)
+
+
+def broken_plugins_note() -> str:
+    """One sentence per user plugin that failed to import (empty when none did)."""
+    return "".join(f" Plugin {label} failed to import: {error}." for label, error in BROKEN_PLUGINS.items())
 
 
 @dataclass(frozen=True)
@@ -85,17 +114,15 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        extra = [m.strip() for m in os.environ.get("HARNESS_PLUGINS", "").split(",") if m.strip()]
-        for module_name in (*self._plugins, *extra):
+        for module_name in self._plugins:  # the project's own: an error here is a bug, raised
+            importlib.import_module(module_name)
+        for label, target in user_plugins():
+            if label in BROKEN_PLUGINS:
+                continue
             try:
-                importlib.import_module(module_name)
-            except ImportError as exc:
-                if exc.name == module_name and module_name in extra:
-                    raise RegistryError(
-                        f"HARNESS_PLUGINS names the module {module_name!r}, which cannot be imported. "
-                        f"Fix the variable or install the package that provides it."
-                    ) from exc
-                raise
+                _import_plugin(target)
+            except Exception as exc:  # noqa: BLE001 - isolated: named in `list` and in lookups, the rest usable
+                BROKEN_PLUGINS[label] = f"{type(exc).__name__}: {exc}"
 
     def names(self) -> list[str]:
         self._load_plugins()
@@ -120,7 +147,7 @@ class Registry(Generic[T]):
         close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         listing = ", ".join(known) if known else "(none registered)"
-        return f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {listing}."
+        return f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {listing}.{broken_plugins_note()}"
 
     def get(self, name: str) -> T:
         """The registered object, imported on first use."""

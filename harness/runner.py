@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api import Cell, CellResult, CellSkipped, RunContext
+from .api import Cell, CellResult, CellSkipped, MethodPlugin, RunContext, Task
 from .errors import ConfigError, HarnessError, RecordError
 from .eval.evidence import confusion_problem
 from .eval.per_image import evidence_problem
@@ -37,7 +37,7 @@ from .suite import Suite, merge_options, thaw
 def _task_option_names(task: str) -> tuple[str, ...] | None:
     if task not in TASKS:
         return None  # check_plan reports the unknown task
-    return getattr(TASKS.get(task), "option_names", None)
+    return TASKS.get(task).option_names
 
 
 def defaults_for_task(suite: Suite, task: str) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def _check_defaults_used(suite: Suite) -> None:
 def _method_option_names(method: str) -> frozenset[str] | None:
     if method not in METHODS:
         return None  # check_plan reports the unknown method
-    names = getattr(METHODS.get(method), "option_names", None)
+    names = METHODS.get(method).option_names
     return None if names is None else frozenset(names)
 
 
@@ -116,9 +116,10 @@ def plan(suite: Suite, only: str | None = None) -> list[Cell]:
 def resolve_method(cell: Cell) -> dict[str, Any]:
     """The method's full spec for this cell (validates its options)."""
     plugin = METHODS.get(cell.row.method)
-    if not hasattr(plugin, "resolve"):
-        raise ConfigError(f"method {cell.row.method!r} ({METHODS.origin(cell.row.method)}) has no resolve(options); "
-                          f"a method plugin must provide one.")
+    if not isinstance(plugin, MethodPlugin):
+        raise ConfigError(f"method {cell.row.method!r} ({METHODS.origin(cell.row.method)}) does not meet the "
+                          f"harness.api.MethodPlugin protocol: subclass it (or SegmentationMethod), which gives the "
+                          f"optional members their defaults, and implement resolve(options).")
     try:
         return dict(plugin.resolve(cell.method_options))
     except ConfigError as exc:
@@ -130,12 +131,14 @@ def check_plan(cells: list[Cell]) -> None:
     for cell in cells:
         resolve_method(cell)
         task = TASKS.get(cell.benchmark.task)
-        if hasattr(task, "check"):
-            try:
-                task.check(cell)
-            except ConfigError as exc:
-                raise ConfigError(f"suite {cell.suite!r}, benchmark {cell.benchmark.name!r} "
-                                  f"(cell {cell.id}): {exc}") from None
+        if not isinstance(task, Task):
+            raise ConfigError(f"task {cell.benchmark.task!r} ({TASKS.origin(cell.benchmark.task)}) does not meet the "
+                              f"harness.api.Task protocol: subclass it, which gives the optional members defaults.")
+        try:
+            task.check(cell)
+        except ConfigError as exc:
+            raise ConfigError(f"suite {cell.suite!r}, benchmark {cell.benchmark.name!r} "
+                              f"(cell {cell.id}): {exc}") from None
 
 
 def preflight(cells: list[Cell], ctx: RunContext, force: bool) -> None:
@@ -148,7 +151,7 @@ def preflight(cells: list[Cell], ctx: RunContext, force: bool) -> None:
         if longest > PATH_MAX:  # found now, not when the finished cell's record cannot be written
             raise ConfigError(f"the record of cell {cell.id} would be {path}, a path too long for the file system "
                               f"({longest} of {PATH_MAX} bytes with its temp name); pass a shorter --out.")
-        if not hasattr(task, "preflight") or (not force and not _resume_decision(path, cell, False, None, dry=True)[0]):
+        if not force and not _resume_decision(path, cell, False, None, dry=True)[0]:
             continue
         for problem in task.preflight(cell, ctx):
             problems.setdefault(problem, []).append(cell.id)
@@ -267,7 +270,7 @@ def _groups(cells: list[Cell]) -> list[list[Cell]]:
     previous = None
     for cell in cells:
         task = TASKS.get(cell.benchmark.task)
-        key = (cell.benchmark.task, task.group_key(cell)) if hasattr(task, "run_group") else None
+        key = (cell.benchmark.task, task.group_key(cell))
         if key is not None and key[1] is not None and key == previous:
             groups[-1].append(cell)
         else:
@@ -281,9 +284,7 @@ def _run_group(group: list[Cell], ctx: RunContext) -> list[CellResult | BaseExce
     of the group as a whole, e.g. its images, fails every cell of it)."""
     task = TASKS.get(group[0].benchmark.task)
     try:
-        if hasattr(task, "run_group"):
-            return list(task.run_group(group, ctx))
-        return [task.run(group[0], ctx)]
+        return list(task.run_group(group, ctx))
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - recorded, reported, and the run goes on
@@ -294,15 +295,23 @@ def _traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
+def prepare_run(suite: Suite, ctx: RunContext, force: bool = False, only: str | None = None) -> list[Cell]:
+    """What a run does before anything starts, and all that ``run --dry-run`` does: plan the cells, check every
+    cell's method and task options, and the preflight (missing data and weights of the cells that would run). A
+    dry-run that passes means the cells will start."""
+    cells = plan(suite, only)
+    check_plan(cells)
+    preflight(cells, ctx, force)
+    return cells
+
+
 def run_suite(suite: Suite, ctx: RunContext, force: bool = False, only: str | None = None) -> RunSummary:
     """Run every cell of ``suite`` (see the module docstring for resume, skip, group and failure rules)."""
     import time
 
     from tqdm import tqdm
 
-    cells = plan(suite, only)
-    check_plan(cells)
-    preflight(cells, ctx, force)
+    cells = prepare_run(suite, ctx, force, only)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     outcomes: dict[str, CellOutcome] = {}
     notes: dict[str, str] = {}
@@ -314,7 +323,7 @@ def run_suite(suite: Suite, ctx: RunContext, force: bool = False, only: str | No
             outcomes[cell.id] = CellOutcome(cell, "skipped", path, note)
             continue
         task = TASKS.get(cell.benchmark.task)
-        reason = task.skip_reason(cell, ctx) if hasattr(task, "skip_reason") else None
+        reason = task.skip_reason(cell, ctx)
         if reason:
             _write(path, cell, resolve_method(cell), None, reason, None, 0.0, status="skipped")
             outcomes[cell.id] = CellOutcome(cell, "not run", path, reason)

@@ -4,7 +4,7 @@ Adding a method: write ``methods/plugins/<name>.py`` with a plugin object (a ``m
 ``harness.api.SegmentationMethod``) and add one ``METHODS.register(...)`` line here (methods/README.md).
 """
 
-from harness.registries import METHODS, TOOLS
+from harness.registries import METHODS, PARTS, TOOLS
 
 METHODS.register("baseline", "methods.plugins.baseline:BASELINE")
 METHODS.register("baseline+", "methods.plugins.baseline:BASELINE_PLUS")
@@ -24,3 +24,9 @@ TOOLS.register("attention-maps", "methods.tools.attention:attention_maps")
 TOOLS.register("miniworld-pretrain", "methods.tools.miniworld.record:pretrain_and_record")
 TOOLS.register("miniworld-probe", "methods.tools.miniworld.record:probe_checkpoint")
 TOOLS.register("attention-rules", "methods.components.attention_rules:rule_descriptions")
+
+# The in-tree parts of each kind (harness.parts): importing the table registers them for `harness list parts`.
+PARTS.register("attention", "methods.components.attention_rules:ATTENTION_RULES")
+PARTS.register("decision", "methods.components.queries:DECISIONS")
+PARTS.register("pooling", "methods.components.pooling:POOLINGS")
+PARTS.register("refinement", "methods.components.refinements:REFINEMENTS")

@@ -1,98 +1,71 @@
-"""`Plugin`: a registered method that is data, a name, a one-line description and the `MethodSpec` defaults its
-options override. It builds its segmenter through the one assembly path (`methods.pipelines.assemble`)."""
+"""`Plugin`: the one plugin class of every method family. A registered method is data: a name, a one-line
+description, its spec class (`methods.spec.MethodSpec` for the DeOP family and SimBaseline,
+`methods.training_free_spec.TrainingFreeSpec` for the training-free family, any `methods.spec_base.SpecBase` of
+an out-of-tree family) and the defaults its options override. Options are resolved by the one coercer
+(`harness.parts`); errors name the method, the part and the field."""
 
 from __future__ import annotations
 
-import difflib
+import json
 from collections.abc import Mapping
-from dataclasses import fields
-from typing import Any, get_args, get_type_hints
+from typing import Any
 
-from harness.api import Fitted, MethodEnv
+from harness.api import Fitted, MethodEnv, SegmentationMethod
 from harness.errors import ConfigError
 
 from .spec import MethodSpec
-
-# A field whose default is None (e.g. crop_chunk: int | None) is checked against its annotation instead.
-_OPTIONAL_TYPES = {name: tuple(t for t in get_args(hint) if t is not type(None))
-                   for name, hint in get_type_hints(MethodSpec).items() if type(None) in get_args(hint)}
+from .spec_base import SpecBase
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    """Bring a YAML value to the field's type (lists -> tuples, ints -> floats where a float is expected)."""
-    if isinstance(default, tuple):
-        if not isinstance(value, list | tuple):
-            value = [value]
-        inner = type(default[0]) if default else None
-        return tuple(float(v) if inner is float and isinstance(v, int) else v for v in value)
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(default, Mapping):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"option {name} must be a mapping, got {value!r}.")
-        return dict(value)
-    if default is not None and not isinstance(value, type(default)) and value is not None:
-        raise ConfigError(f"option {name} must be {type(default).__name__}, got {value!r}.")
-    allowed = _OPTIONAL_TYPES.get(name)
-    if default is None and value is not None and allowed and (isinstance(value, bool)
-                                                                or not isinstance(value, allowed)):
-        names = " or ".join(t.__name__ for t in allowed)
-        raise ConfigError(f"option {name} must be {names} or null, got {value!r}.")
-    return value
+class Plugin(SegmentationMethod):
+    """A registered method (a `harness.api.SegmentationMethod`): ``Plugin("baseline-kk", "...", ps="kk")``,
+    or ``Plugin("my-clip", "...", spec_type=TrainingFreeSpec, attention="blend", blend=0.3)``."""
 
-
-class Plugin:
-    """A registered method: a name, a description and the defaults its options override (a
-    `harness.api.SegmentationMethod`)."""
-
-    option_names = frozenset(f.name for f in fields(MethodSpec))  # what suite-wide method_options reach
-
-    def __init__(self, name: str, description: str, **defaults: Any) -> None:
+    def __init__(self, name: str, description: str, *, spec_type: type[SpecBase] = MethodSpec,
+                 **defaults: Any) -> None:
         self.name = name
         self.description = description
+        self.spec_type = spec_type
         self.defaults = defaults
+        self._resolved: dict[str, SpecBase] = {}  # options (as JSON) -> their frozen spec: resolved once
+        # what suite-wide method_options reach: the spec's own fields (an alias reaches a method only by its row)
+        self.option_names = frozenset(spec_type.option_names()) - {"extra_options"}
         self.resolve({})  # a plugin with bad defaults fails at import, not in a suite
 
     @property
     def kind(self) -> str:
-        """The pipeline of its default spec (``one-pass`` or ``multi-pass``), for ``harness list methods``."""
+        """The pipeline of its default spec (``one-pass``, ``multi-pass``, ``training-free`` ...)."""
         return self.spec({}).kind
 
-    def spec(self, options: Mapping[str, Any]) -> MethodSpec:
-        known = {f.name: f for f in fields(MethodSpec)}
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            hints = [f"{u!r} (did you mean {c[0]!r}?)" if (c := difflib.get_close_matches(u, known, 1)) else repr(u)
-                     for u in unknown]
-            raise ConfigError(f"method {self.name!r}: unknown option(s) {', '.join(hints)}. "
-                              f"Options: {', '.join(known)}.")
-        values = {**self.defaults, **options}
-        base = MethodSpec()
-        coerced = {k: _coerce(k, v, getattr(base, k)) for k, v in values.items()}
-        try:
-            return MethodSpec(**coerced)
-        except ConfigError as exc:
-            raise ConfigError(f"method {self.name!r}: {exc}") from None
+    def spec(self, options: Mapping[str, Any]) -> SpecBase:
+        """The resolved, frozen spec of these options over the plugin's defaults. Resolved once per distinct
+        options: a cell's check, preflight, benchmark settings, build and record all get this one object."""
+        key = json.dumps(options, sort_keys=True, default=repr)
+        if key not in self._resolved:
+            if len(self._resolved) >= 256:
+                self._resolved.pop(next(iter(self._resolved)))
+            self._resolved[key] = self.spec_type.resolve({**self.defaults, **options}, where=f"method {self.name!r}: ")
+        return self._resolved[key]
 
     def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
         return self.spec(options).as_dict()
 
+    def benchmark_settings(self, options: Mapping[str, Any], dataset: str) -> dict[str, Any] | None:
+        """What the method runs with on ``dataset`` (recorded), None without a background decision; a
+        `ConfigError` (naming the method) for a setting that does not fit the dataset, before anything runs."""
+        try:
+            return self.spec(options).benchmark_settings(dataset)
+        except ConfigError as exc:
+            raise ConfigError(f"method {self.name!r}: {exc}") from None
+
     def preflight(self, options: Mapping[str, Any]) -> list[str]:
         """What this method would miss before it starts (weights that cannot be found), as messages."""
-        from .components.weights import weights_problem
-
-        spec = self.spec(options)
-        problem = weights_problem(spec.clip_arch, spec.clip_weights)
-        return [problem] if problem else []
+        return self.spec(options).preflight()
 
     def build_untrained(self, options: Mapping[str, Any], env: MethodEnv) -> Fitted:
-        """The inference graph with untrained stages, for timing (CLIP pretrained when available)."""
-        from .pipelines.assemble import assemble  # heavy (open_clip): only when a method is built
-
-        return assemble(self.name, self.spec(options), env, train=False)
+        """The inference graph with untrained stages, for timing (pretrained weights when available)."""
+        return self.spec(options).build(self.name, env, train=False)
 
     def fit(self, options: Mapping[str, Any], env: MethodEnv) -> Fitted:
         """Train every stage this method needs (cached) and return a ready `Segmenter`."""
-        from .pipelines.assemble import assemble
-
-        return assemble(self.name, self.spec(options), env, train=True)
+        return self.spec(options).build(self.name, env, train=True)

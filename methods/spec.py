@@ -8,14 +8,16 @@ choices are the registered attention rules (`methods.components.attention_rules.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from harness.errors import ConfigError
+from harness.parts import option
 
-from .components.attention_rules import ATTENTION_RULES
+from .components.attention_rules import RULE_ALIASES, rule_names
+from .components.pooling import POOLINGS
+from .spec_base import SpecBase
 from .stages.proposal_options import proposal_config
 
 # Choices of the string options; `ps` is checked against the attention-rule table, which plugins may extend.
@@ -32,69 +34,74 @@ CHOICES: dict[str, tuple[Any, ...]] = {
 }
 
 
+def _ps_choices() -> tuple[str, ...]:
+    # rules that need a patch grid or proxy features (NACLIP's, ProxyCLIP's) run only in the dense pipeline
+    return (*rule_names(needs_context=False), *RULE_ALIASES)
+
+
+def _choice(name: str, default: Any, doc: str = "") -> Any:
+    return option(default, doc, choices=CHOICES[name])
+
+
 @dataclass(frozen=True)
-class MethodSpec:
+class MethodSpec(SpecBase):
     """Everything that defines a method. Field docs say which paper section / METHOD_SPEC item they follow."""
 
-    kind: str = "one-pass"
+    builder: ClassVar[str] = "methods.pipelines.assemble:assemble"
+    part_options: ClassVar[dict[str, str]] = {"ps": "attention", "pooling": "pooling"}
+    option_aliases: ClassVar[dict[str, str]] = {"attention": "ps"}  # the training-free family's name of `ps`
+
+    kind: str = _choice("kind", "one-pass", "the pipeline")
     # CLIP (METHOD_SPEC 4): OpenAI ViT-B/16 with QuickGELU; "random" weights only when asked for.
     clip_arch: str = "ViT-B-16-quickgelu"
     clip_weights: str = "openai"
     # Text side (METHOD_SPEC 2): "offline" = CoOp context learned in stage 1 and frozen (SimBaseline, baseline);
     # "learnable" = initialised from stage 1 and fine-tuned online with the head (END2ENDTRAIN, DeOP);
     # "templates" = fixed templates, no learned context.
-    text_prompt: str = "offline"
-    templates: str = "single"
-    n_ctx: int = 16
+    text_prompt: str = _choice("text_prompt", "offline")
+    templates: str = _choice("templates", "single")
+    n_ctx: int = option(16, "learned context tokens of the text prompt", low=1)
     # Visual prompts (METHOD_SPEC 4.3-4.4): additive tables at the input and before ln_1 of these blocks.
-    visual_prompt: str = "none"
-    prompt_layers: tuple[int, ...] = (1, 2, 3, 4, 5)
+    visual_prompt: str = _choice("visual_prompt", "none")
+    prompt_layers: tuple[int, ...] = option((1, 2, 3, 4, 5), "blocks that get a visual prompt", low=0)
     # Patch severance (paper 4.1, METHOD_SPEC 5): the name of a registered attention rule. "gps" = alpha*I +
     # (1-alpha)*Attn in the last len(alpha) blocks (alpha[0] for the last block, alpha[1] for the one before);
     # "coverage" = the released code's identity scaled by the mask coverage, last block; "mps" = mask-guided
     # severance, last block (`python -m harness list rules`).
-    ps: str = "none"
-    alpha: tuple[float, ...] = (1.0,)
+    ps: str = option("none", "the attention rule (harness list parts)", choices=_ps_choices)
+    alpha: tuple[float, ...] = option((1.0,), "GPS alpha per block, the last block first")
     # CAL (paper 4.2, METHOD_SPEC 6): query-based heatmap decoder with K inner layers, or conv-based.
-    cal: str = "none"
-    cal_layers: int = 1
-    cal_dropout: float = 0.1  # the official decoder dropout; 0 makes DDP and single-process training identical
-    conv_variant: str = "paper"
+    # Pooling without CAL: a registered pooling part (its own options pass through, e.g. an out-of-tree one's).
+    pooling: str = option("mask", "how a proposal is pooled without CAL (harness list parts)",
+                          choices=lambda: tuple(POOLINGS), omit_default=True)
+    cal: str = _choice("cal", "none")
+    cal_layers: int = option(1, "inner layers of the query-based CAL decoder", low=0)
+    cal_dropout: float = option(0.1, "CAL decoder dropout", low=0.0, high=1.0)  # the official decoder dropout; 0 makes DDP and single-process training identical
+    conv_variant: str = _choice("conv_variant", "paper")
     # Inference (METHOD_SPEC 4, 8, 3): test short side, input statistics (the official DeOP feeds CLIP the
     # ImageNet-normalised tensor), SimBaseline's mask threshold and ensemble lambda per dataset.
-    test_short_side: int = 512
-    input_normalisation: str = "imagenet"
-    mask_threshold: float = 0.5
-    ensemble_lambda: Mapping[str, float] = field(default_factory=dict)
-    default_lambda: float = 0.8
+    test_short_side: int = option(512, "test-time short side (pixels)", low=16, high=8192)
+    input_normalisation: str = _choice("input_normalisation", "imagenet")
+    mask_threshold: float = option(0.5, "SimBaseline: mask binarisation threshold")
+    ensemble_lambda: Mapping[str, float] = option({}, "SimBaseline: ensemble lambda per dataset")
+    default_lambda: float = option(0.8, "SimBaseline: ensemble lambda elsewhere")
     # Stage-1 prompt learning quirk (METHOD_SPEC 2): background filled with CLIP's mean in normalised space.
-    background_fill: str = "normalised-mean"
+    background_fill: str = _choice("background_fill", "normalised-mean")
     # SimBaseline's crops per CLIP call (1 = sequential); None: all in one call on a GPU, 8 per call on a CPU
     # (cache-sized batches, faster there; methods/pipelines/multipass.py).
-    crop_chunk: int | None = None
+    crop_chunk: int | None = option(None, "SimBaseline: crops per CLIP call", low=1)
     # DeOP loss (METHOD_SPEC 7): weights of the focal and dice terms, sigmoid calibration sigma.
     focal_weight: float = 2.0
     dice_weight: float = 0.8
     output_sigma: float = 3.0
     # The proposal network (METHOD_SPEC 1): MaskFormerConfig overrides, e.g. {"backbone": "resnet10t"}.
-    proposals: Mapping[str, Any] = field(default_factory=dict)
+    proposals: Mapping[str, Any] = option({}, "MaskFormerConfig overrides")
 
     def __post_init__(self) -> None:
-        # rules that need a patch grid or proxy features (NACLIP's, ProxyCLIP's) run only in the dense pipeline
-        ps_choices = tuple(n for n, rule in ATTENTION_RULES.items() if not rule.context)
-        for name, choices in {**CHOICES, "ps": ps_choices}.items():
-            value = getattr(self, name)
-            if value not in choices:
-                raise ConfigError(f"option {name}={value!r} is not one of {', '.join(map(str, choices))}.")
+        super().__post_init__()  # types, ranges and choices of every field (harness.parts)
         if not self.alpha or any(not 0.0 <= a <= 1.0 for a in self.alpha):
             raise ConfigError(f"option alpha={list(self.alpha)} must list one to a few values in [0, 1] "
                               f"(alpha of the last block first).")
-        if isinstance(self.test_short_side, bool) or not 16 <= self.test_short_side <= 8192:
-            raise ConfigError(f"option test_short_side={self.test_short_side} must be in [16, 8192] (pixels).")
-        if self.cal_layers < 0:
-            raise ConfigError(f"option cal_layers={self.cal_layers} must be >= 0.")
-        if self.crop_chunk is not None and self.crop_chunk < 1:
-            raise ConfigError(f"option crop_chunk={self.crop_chunk} must be >= 1 (crops per CLIP call), or null.")
         proposal_config(self.proposals)  # nested keys too, before any stage trains
         if self.kind == "multi-pass" and (self.ps != "none" or self.cal != "none" or self.visual_prompt != "none"):
             raise ConfigError("a multi-pass (SimBaseline) method classifies crops with plain CLIP: ps, cal and "
@@ -109,8 +116,8 @@ class MethodSpec:
     def lam(self, dataset: str) -> float:
         return float(self.ensemble_lambda.get(dataset, self.default_lambda))
 
-    def as_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["ensemble_lambda"] = dict(self.ensemble_lambda)
-        out["proposals"] = dict(self.proposals)
-        return out
+    def preflight(self) -> list[str]:
+        from .components.weights import weights_problem
+
+        problem = weights_problem(self.clip_arch, self.clip_weights)
+        return [problem] if problem else []

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.data.name_files import FAMILIES, UPSTREAM_FILE, ClassNames, load_name_file, load_names
 from harness.errors import ConfigError, DataError
+from harness.parts import option
 
-from .components.last_block import ATTENTIONS, KEEP_DROP, make_rule
+from .components.attention_rules import RULE_ALIASES, rule_names
+from .components.last_block import KEEP_DROP, make_rule
 from .components.queries import Decision
+from .components.refinements import PAMRRefinement
 from .components.sliding import SlideConfig
 from .components.text import TEMPLATE_SETS
+from .components.training_free_rules import KKGauss, Proxy
+from .spec_base import SpecBase, part_option
+
+if TYPE_CHECKING:
+    from harness.api import Fitted, MethodEnv
 
 NAME_FAMILIES = FAMILIES  # sclip, clearclip, proxyclip, plain (harness.data.name_files)
 
@@ -38,79 +46,75 @@ def _check_dataset_name(dataset: Any) -> None:
         raise ConfigError(f"option per_dataset.{dataset}: {exc}") from None
 
 
+def _attention_choices() -> tuple[str, ...]:
+    # the last block has no proposal masks: every registered rule but those that need them, by either name
+    return (*rule_names(needs_masks=False), *RULE_ALIASES)
+
+
 @dataclass(frozen=True)
-class TrainingFreeSpec:
+class TrainingFreeSpec(SpecBase):
     """Everything that defines a training-free method (TRAINING_FREE_SPEC 1-2)."""
 
-    kind: str = "training-free"
+    builder: ClassVar[str] = "methods.pipelines.dense:build_training_free"
+    part_options: ClassVar[dict[str, str]] = {"attention": "attention"}
+    option_aliases: ClassVar[dict[str, str]] = {"ps": "attention"}  # the DeOP family's name of `attention`
+
+    kind: str = option("training-free", "the pipeline", choices=("training-free",))
     source: str = ""  # the repository @ commit its defaults come from
     # CLIP: OpenAI ViT-B/16 (QuickGELU), frozen; "random" only when asked.
     clip_arch: str = "ViT-B-16-quickgelu"
     clip_weights: str = "openai"
-    # The last block: attention rule (and its parameters), residual and FFN kept or dropped.
-    attention: str = "qk"
-    sigma: float = 5.0  # kk+gauss: Gaussian sigma in patches
-    beta: float = 1.2  # proxy
-    gamma: float = 3.0  # proxy
-    residual: str = "keep"
-    ffn: str = "keep"
+    # The last block: attention rule (and its parameters, declared by the rules), residual and FFN kept or dropped.
+    attention: str = option("qk", "the last block's attention rule (harness list parts)", choices=_attention_choices)
+    sigma: float = part_option(KKGauss, "sigma")
+    beta: float = part_option(Proxy, "beta")
+    gamma: float = part_option(Proxy, "gamma")
+    residual: str = option("keep", "the last block's residual", choices=KEEP_DROP)
+    ffn: str = option("keep", "the last block's FFN", choices=KEEP_DROP)
     # Image: short side (long side capped), sliding windows (or the whole image), padding of each window.
-    short_side: int = 336
-    max_long_side: int = 2048
+    # the upper bounds stop a typo from asking for terabytes or days
+    short_side: int = option(336, "short side of the resized image", low=1, high=8192)
+    max_long_side: int = option(2048, "cap of the long side", low=1, high=8192)
     mode: str = "slide"
     crop: int = 224
     stride: int = 112
     pad_to: int = 0  # pad each window symmetrically to a multiple of this (0: no padding; ProxyCLIP: 56)
     pad_to_patch: bool = False  # ClearCLIP: pad each window to a multiple of the CLIP patch size
     window_batch: int = 0  # windows per CLIP call, 0 = all windows of one size at once
-    remainder: str = "crop"  # a window side that is not a multiple of the patch: cut (the repos) or pad
+    remainder: str = option("crop", "a window side that is not a multiple of the patch: cut (the repos) or pad",
+                            choices=("crop", "pad"))
     # Text and decision. `names`: whose class-name file gives the queries (harness.data.name_files: "sclip",
     # "clearclip", "proxyclip" files with synonyms and background words, or "plain" catalog names), or the path
     # of one's own file (".txt", one class per line, synonyms separated by ", ").
     names: str = "plain"
-    templates: str = "imagenet"
-    tau: float = 40.0
-    prob_thd: float = 0.0
-    area_thd: float = 0.0
+    templates: str = option("imagenet", "prompt templates", choices=tuple(TEMPLATE_SETS))
+    tau: float = part_option(Decision, "tau")
+    prob_thd: float = part_option(Decision, "prob_thd")
+    area_thd: float = part_option(Decision, "area_thd")
     pamr: bool = False
-    pamr_steps: int = 10
-    pamr_dilations: tuple[int, ...] = (8, 16)
+    pamr_steps: int = part_option(PAMRRefinement, "steps")
+    pamr_dilations: tuple[int, ...] = part_option(PAMRRefinement, "dilations")
     # The proxy's foundation model (attention: proxy only).
     dino_arch: str = "vit_base_patch8_224"
     dino_weights: str = "dino"
-    per_dataset: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    per_dataset: Mapping[str, Mapping[str, Any]] = option({}, "option overrides per dataset name")
 
     def __post_init__(self) -> None:
-        choices = {"kind": ("training-free",), "attention": ATTENTIONS, "residual": KEEP_DROP,
-                   "ffn": KEEP_DROP, "templates": tuple(TEMPLATE_SETS), "remainder": ("crop", "pad")}
-        for name, options in choices.items():
-            if getattr(self, name) not in options:
-                raise ConfigError(f"option {name}={getattr(self, name)!r} is not one of {', '.join(options)}.")
-        if not isinstance(self.names, str) or (self.names not in FAMILIES and not self.names.endswith(".txt")):
+        super().__post_init__()  # types, ranges and choices of every field (harness.parts)
+        if self.names not in FAMILIES and not self.names.endswith(".txt"):
             raise ConfigError(f"option names={self.names!r}: unknown names family; choose one of "
                               f"{', '.join(FAMILIES)}, or give the path of a name file ending in .txt.")
-        for name, (low, high) in {"short_side": (1, 8192), "max_long_side": (1, 8192), "pamr_steps": (0, 1000)}.items():
-            value = getattr(self, name)  # the upper bounds stop a typo from asking for terabytes or days
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"option {name} must be an integer in [{low}, {high}], got {value!r}.")
-        for name in ("pamr", "pad_to_patch"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"option {name} must be true or false, got {getattr(self, name)!r}.")
         if self.pad_to_patch and self.pad_to:
             raise ConfigError("options pad_to and pad_to_patch exclude each other: pad to a fixed multiple or to the "
                               "patch size.")
-        if not self.pamr_dilations or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 1024
-                                          for d in self.pamr_dilations):
-            raise ConfigError(f"option pamr_dilations must list integers in [1, 1024], got {list(self.pamr_dilations)}.")
-        self.rule()  # sigma / beta / gamma ranges
+        if not self.pamr_dilations:
+            raise ConfigError(f"option pamr_dilations must list integers >= 1, got {list(self.pamr_dilations)}.")
+        self.rule()  # the rule's own options (sigma / beta / gamma ranges, an out-of-tree rule's)
         self.slide_config()  # mode, crop, stride, pad_to, window_batch
         self.decision()  # tau, prob_thd, area_thd
-        if self.attention == "proxy" and self.residual == "keep":
+        if self.needs_dino and self.residual == "keep":
             raise ConfigError("attention: proxy returns tokens on the foundation model's grid; it needs "
                               "residual: drop (ProxyCLIP drops the residual and the FFN).")
-        if not isinstance(self.per_dataset, Mapping):
-            raise ConfigError(f"option per_dataset must map dataset names to option overrides, got "
-                              f"{self.per_dataset!r}.")
         for dataset, overrides in self.per_dataset.items():
             _check_dataset_name(dataset)
             bad = sorted(set(overrides) - PER_DATASET_OPTIONS) if isinstance(overrides, Mapping) else overrides
@@ -125,11 +129,17 @@ class TrainingFreeSpec:
 
     @property
     def needs_dino(self) -> bool:
-        return self.attention == "proxy"
+        return "proxy" in self.rule().context
 
     def rule(self):
-        params = {"kk+gauss": {"sigma": self.sigma}, "proxy": {"beta": self.beta, "gamma": self.gamma}}
-        return make_rule(self.attention, **params.get(self.attention, {}))
+        """The last block's rule, its options from this spec (sigma, beta, gamma, or an out-of-tree rule's)."""
+        return make_rule(self.attention, sigma=self.sigma, beta=self.beta, gamma=self.gamma, **self.extra_options)
+
+    def refinement(self) -> PAMRRefinement | None:
+        """The refinement of the logits (PAMR with this spec's steps and dilations), None when off."""
+        if not self.pamr or self.pamr_steps == 0:
+            return None
+        return PAMRRefinement(steps=self.pamr_steps, dilations=self.pamr_dilations)
 
     def slide_config(self, patch: int = 0) -> SlideConfig:
         """The windows; `patch` (the CLIP patch size) is the padding multiple where `pad_to_patch` asks for it."""
@@ -145,7 +155,7 @@ class TrainingFreeSpec:
         overrides = dict(self.per_dataset.get(dataset, {})) if dataset else {}
         if not overrides:
             return self
-        return dataclasses.replace(self, **{k: coerce_option(k, v, getattr(self, k)) for k, v in overrides.items()})
+        return dataclasses.replace(self, **overrides)  # coerced and checked again, as every spec
 
     def class_names(self, dataset: str | None) -> ClassNames | None:
         """The name file of `names` for `dataset`; None (the vocabulary's own names, one query each) under
@@ -177,7 +187,7 @@ class TrainingFreeSpec:
                     f"none: pixels below the threshold would become class 0 ({info.class_names[0]!r}), a real "
                     f"class here (SCLIP issue #2: near-zero mIoU). Set it only for datasets with background, "
                     f"e.g. per_dataset: {{voc_21: {{{name}: ...}}}}.")
-        padded = spec.pad_to > 0 or getattr(spec, "pad_to_patch", False)
+        padded = spec.pad_to > 0 or spec.pad_to_patch
         if spec.mode == "slide" and not padded and spec.crop > spec.short_side:
             raise ConfigError(
                 f"option crop={spec.crop} is larger than the image on {dataset!r} (resized to short side "
@@ -196,10 +206,20 @@ class TrainingFreeSpec:
                 "background": info.has_background, "per_dataset": changed}
 
     def as_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["per_dataset"] = {k: dict(v) for k, v in self.per_dataset.items()}
-        out["pamr_dilations"] = list(self.pamr_dilations)
-        return out
+        return {**super().as_dict(), "pamr_dilations": list(self.pamr_dilations)}
+
+    def preflight(self) -> list[str]:
+        from .components.dino import dino_weights_problem
+        from .components.weights import weights_problem
+
+        problems = [weights_problem(self.clip_arch, self.clip_weights)]
+        if self.needs_dino:
+            problems.append(dino_weights_problem(self.dino_arch, self.dino_weights))
+        return [p for p in problems if p]
+
+    def build(self, name: str, env: MethodEnv, *, train: bool) -> Fitted:
+        """Nothing trains: the frozen models; untrained (timing), missing CLIP weights fall back to random ones."""
+        return self.load_builder()(name, self, env, random_fallback=not train)
 
 
 # The SCLIP protocol (wangf3014/SCLIP @b56bd30 configs, mmseg 1.1.1): short side 336, windows 224/112, tau 40; a
@@ -208,18 +228,3 @@ class TrainingFreeSpec:
 SCLIP_PROTOCOL = {"short_side": 336, "mode": "slide", "crop": 224, "stride": 112, "tau": 40.0, "names": "sclip"}
 BACKGROUND_THD_01 = {"voc_21": {"prob_thd": 0.1}, "pc_60": {"prob_thd": 0.1}, "coco_object": {"prob_thd": 0.1}}
 PER_DATASET_OPTIONS = frozenset({"short_side", "mode", "crop", "stride", "pad_to", "tau", "prob_thd", "area_thd"})
-
-
-def coerce_option(name: str, value: Any, default: Any) -> Any:
-    """A YAML value brought to the field's type (lists -> tuples, ints -> floats where a float is expected)."""
-    if isinstance(default, tuple):
-        return tuple(value) if isinstance(value, list | tuple) else (value,)
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(default, Mapping):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"option {name} must be a mapping, got {value!r}.")
-        return {k: dict(v) if isinstance(v, Mapping) else v for k, v in value.items()}
-    if not isinstance(value, type(default)) or (isinstance(value, bool) and not isinstance(default, bool)):
-        raise ConfigError(f"option {name} must be {type(default).__name__}, got {value!r}.")
-    return value

@@ -5,14 +5,14 @@ Registered through HARNESS_PLUGINS (tests/conftest.py), the same way a user's pa
 
 from __future__ import annotations
 
-from harness.api import CellResult
+from harness.api import CellResult, MethodPlugin, Task
 from harness.errors import ConfigError
 from harness.registries import DATASETS, METHODS, TASKS
 
 CALLS: list[str] = []  # cell ids run by DoubleTask, in order (for resume tests)
 
 
-class EchoMethod:
+class EchoMethod(MethodPlugin):
     """A method whose 'quality' is an option, so tests know what every metric must be."""
 
     OPTIONS = {"score": 50.0, "fail": False, "speed": 10.0}
@@ -26,13 +26,17 @@ class EchoMethod:
         return {**self.OPTIONS, **options}
 
 
-class DoubleTask:
+class DoubleTask(Task):
     """Reports hiou = score, seen = score + offset, unseen = score - offset; fps = speed."""
 
     def check(self, cell):
-        unknown = set(cell.task_options) - {"offset", "seed"}
+        unknown = set(cell.task_options) - {"offset", "seed", "missing"}
         if unknown:
             raise ConfigError(f"unknown task option(s) {sorted(unknown)}")
+
+    def preflight(self, cell, ctx):
+        """``missing: NAME``: the cell would miss NAME (as a dataset or weights would be)."""
+        return [f"{cell.task_options['missing']} is missing"] if cell.task_options.get("missing") else []
 
     def run(self, cell, ctx):
         spec = METHODS.get(cell.row.method).resolve(cell.method_options)

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, RecordError
     from ..executors.dispatch import run_with_executor, wants_executor
     from ..paths import check_input_dir, check_output_dir, check_weights_file
-    from ..runner import check_plan, plan, run_suite
+    from ..runner import prepare_run, run_suite
     from ..suite import MAX_THREADS, load_suite
     from .table import print_table
 
@@ -81,9 +81,16 @@ def run(args: argparse.Namespace) -> int:
         check_input_dir(data_root, "--data-root" if args.data_root else "$HARNESS_DATA")
     cache_dir = check_output_dir(args.cache_dir or os.environ.get("HARNESS_CACHE", "cache"),
                                  "--cache-dir" if args.cache_dir else "the stage cache ($HARNESS_CACHE or ./cache)")
-    if args.dry_run:
-        cells = plan(suite, args.only)
-        check_plan(cells)
+    ctx = RunContext(
+        out_dir=out,
+        cache_dir=cache_dir,
+        data_root=Path(data_root) if data_root else None,
+        device=args.device,
+        progress=not args.no_progress,
+        save_predictions=args.save_predictions,
+    )
+    if args.dry_run:  # exactly the checks and preflight of a run (runner.prepare_run), nothing written
+        cells = prepare_run(suite, ctx, args.force, args.only)
         for cell in cells:
             print(cell.id)
         print(f"{len(cells)} cells; records would go under {out}")
@@ -97,14 +104,6 @@ def run(args: argparse.Namespace) -> int:
         raise RecordError(f"the output directory {out} is not writable ({exc.strerror}). Pass a writable --out.") from None
     if elsewhere:
         return run_with_executor(args, suite, overrides, out, cache_dir, data_root, threads)
-    ctx = RunContext(
-        out_dir=out,
-        cache_dir=cache_dir,
-        data_root=Path(data_root) if data_root else None,
-        device=args.device,
-        progress=not args.no_progress,
-        save_predictions=args.save_predictions,
-    )
     summary = run_suite(suite, ctx, force=args.force, only=args.only)
     print(summary.line() + f"; records in {out}")
     if args.save_predictions and summary.count("skipped"):

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..api import RunContext
 from ..errors import ConfigError
-from ..runner import _resume_decision, check_plan, plan, preflight, record_path
+from ..runner import _resume_decision, prepare_run, record_path
 from ..suite import Suite
 from .jobs import plan_jobs
 from .options import SLURM_FLAGS
@@ -44,11 +44,9 @@ def run_with_executor(args: argparse.Namespace, suite: Suite, overrides: list[st
                       data_root: str | None, threads: int | None) -> int:
     from ..commands.table import print_table
 
-    cells = plan(suite, args.only)
-    check_plan(cells)
     ctx = RunContext(out_dir=out, cache_dir=cache_dir, data_root=Path(data_root) if data_root else None,
                      device=args.device, progress=not args.no_progress)
-    preflight(cells, ctx, args.force)
+    cells = prepare_run(suite, ctx, args.force, args.only)  # the checks and preflight of a sequential run
     to_run = [c for c in cells if args.force or _resume_decision(record_path(out, c), c, False, None, dry=True)[0]]
     queued: set[str] = set()
     if args.executor == "slurm":

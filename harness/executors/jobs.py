@@ -31,7 +31,8 @@ class Job:
 
 
 def _is_group_task(cell: Cell) -> bool:
-    return hasattr(TASKS.get(cell.benchmark.task), "run_group")
+    """Whether the cell's task times it with others (harness.api.Task.group_key: None for a cell that runs alone)."""
+    return TASKS.get(cell.benchmark.task).group_key(cell) is not None
 
 
 def plan_jobs(cells: list[Cell]) -> list[Job]:

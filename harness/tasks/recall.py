@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import Cell, CellResult, ProposalSource, RunContext
+from ..api import Cell, CellResult, ProposalSource, RunContext, Task
 from ..errors import ConfigError
 from .common import train_for_evaluation
 from .segmentation import OPTIONS as SEGMENTATION_OPTIONS
@@ -52,7 +52,7 @@ def segment_recall(mask_probs, label, ignore_index: int, thresholds: list[float]
     return out
 
 
-class RecallTask:
+class RecallTask(Task):
     option_names = tuple(SEGMENTATION_OPTIONS)
 
     def check(self, cell: Cell) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..api import Cell, CellResult, CellSkipped, RunContext
+from ..api import Cell, CellResult, CellSkipped, RunContext, Task
 from ..errors import ConfigError
 from ..eval.bootstrap import BootstrapSettings
 from ..registries import DATASETS
@@ -73,23 +73,20 @@ def _options(cell: Cell) -> dict[str, Any]:
 
 
 def benchmark_settings(cell: Cell) -> dict[str, Any] | None:
-    """What the cell's method runs with on the benchmark's dataset (name file, per-dataset settings), from a
-    plugin that has ``benchmark_settings(options, dataset)``; its `ConfigError` (e.g. a background threshold on a
-    dataset without background) stops the run before anything starts. None for plugins without it."""
-    plugin = method_plugin(cell.row.method)
-    if not hasattr(plugin, "benchmark_settings"):
-        return None
-    return dict(plugin.benchmark_settings(cell.method_options, cell.benchmark.dataset))
+    """What the cell's method runs with on the benchmark's dataset (name file, per-dataset settings): the plugin's
+    ``benchmark_settings(options, dataset)``; its `ConfigError` (e.g. a background threshold on a dataset without
+    background) stops the run before anything starts. None: the method has no background decision."""
+    settings = method_plugin(cell.row.method).benchmark_settings(cell.method_options, cell.benchmark.dataset)
+    return None if settings is None else dict(settings)
 
 
 def _skip_without_background_rule(cell: Cell) -> None:
     """A benchmark with a background class (VOC-21, PC-60, COCO-Object) scores it; a method without a background
-    decision (no `benchmark_settings`, e.g. DeOP, trained without a background class) is not meant for it: the
-    cell is recorded as not run, with why, instead of training for a meaningless number."""
+    decision (its `benchmark_settings` is None, e.g. DeOP, trained without a background class) is not meant for
+    it: the cell is recorded as not run, with why, instead of training for a meaningless number."""
     from ..data import get_info
 
-    if get_info(cell.benchmark.dataset).has_background and not hasattr(method_plugin(cell.row.method),
-                                                                        "benchmark_settings"):
+    if get_info(cell.benchmark.dataset).has_background and benchmark_settings(cell) is None:
         raise CellSkipped(f"method {cell.row.method!r} has no background decision (a background query and "
                           f"prob_thd); {cell.benchmark.dataset!r} has a background class. The training-free "
                           f"family's with-background benchmarks are for methods that have one.")
@@ -110,13 +107,10 @@ def preflight_problems(cell: Cell, ctx: RunContext) -> list[str]:
             verify_prepared(info, ctx.data_root)
         except DataError as exc:
             problems.append(str(exc))
-    plugin = method_plugin(cell.row.method)
-    if hasattr(plugin, "preflight"):  # optional for plugins that need nothing outside the repository
-        problems += plugin.preflight(cell.method_options)
-    return problems
+    return problems + list(method_plugin(cell.row.method).preflight(cell.method_options))
 
 
-class SegmentationTask:
+class SegmentationTask(Task):
     option_names = tuple(OPTIONS)
 
     def check(self, cell: Cell) -> None:

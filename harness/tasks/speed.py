@@ -53,7 +53,7 @@ import json
 import math
 from typing import Any
 
-from ..api import Cell, CellResult, CellSkipped, RunContext
+from ..api import Cell, CellResult, CellSkipped, RunContext, Task
 from ..errors import ConfigError
 from ..registries import DATASETS
 from ..suite import thaw
@@ -107,7 +107,7 @@ def _device(ctx: RunContext):
     return torch.device(ctx.device)
 
 
-class SpeedTask:
+class SpeedTask(Task):
     option_names = tuple(DEFAULTS)
 
     def check(self, cell: Cell) -> None:

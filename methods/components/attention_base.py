@@ -13,51 +13,55 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.errors import ConfigError
+from harness.parts import Part, part_table, register_part
 
-ATTENTION_RULES: dict[str, type[AttnRule]] = {}
+# The rules are the parts of kind "attention" (harness.parts): this is that kind's shared table.
+ATTENTION_RULES: dict[str, type[AttnRule]] = part_table("attention")  # type: ignore[assignment]
 
 
 def register_rule(cls: type[AttnRule]) -> type[AttnRule]:
     """Class decorator: add ``cls`` to `ATTENTION_RULES` under ``cls.name`` (a name taken twice is an error)."""
-    if not cls.name or not cls.description:
-        raise ConfigError(f"attention rule {cls.__name__} needs a name and a one-line description.")
-    previous = ATTENTION_RULES.get(cls.name)
-    if previous is not None and previous is not cls:
-        raise ConfigError(f"attention rule name {cls.name!r} is taken by {previous.__module__}.{previous.__name__}.")
-    ATTENTION_RULES[cls.name] = cls
-    return cls
+    return register_part(cls)
 
 
 # ----------------------------------------------------------------------------------------------- projections
 
 
-def _split_heads(t: Tensor, heads: int) -> Tensor:
+def split_heads(t: Tensor, heads: int) -> Tensor:
+    """(B, T, C) -> (B, heads, T, C / heads)."""
     b, n, c = t.shape
     return t.view(b, n, heads, c // heads).transpose(1, 2)
 
 
-def _merge_heads(t: Tensor) -> Tensor:
+def merge_heads(t: Tensor) -> Tensor:
+    """(B, heads, T, d) -> (B, T, heads * d): the inverse of `split_heads`."""
     b, h, n, d = t.shape
     return t.transpose(1, 2).reshape(b, n, h * d)
 
 
-def _project_v(attn: nn.MultiheadAttention, x: Tensor) -> Tensor:
+def project_v(attn: nn.MultiheadAttention, x: Tensor) -> Tensor:
+    """The value projection of an open_clip block's attention for x (B, T, C)."""
     c = attn.embed_dim
     bias = None if attn.in_proj_bias is None else attn.in_proj_bias[2 * c:]
     return F.linear(x, attn.in_proj_weight[2 * c:], bias)
 
 
-def _project_qkv(attn: nn.MultiheadAttention, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def project_qkv(attn: nn.MultiheadAttention, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The query, key and value projections (each (B, T, C)) of an open_clip block's attention."""
     q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
     return q, k, v
 
 
-def _softmax_attention(attn: nn.MultiheadAttention, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+def softmax_attention(attn: nn.MultiheadAttention, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """softmax(QK^T/sqrt(d)) V per head, never materialising the matrix where a fused kernel exists."""
     h = attn.num_heads
-    out = F.scaled_dot_product_attention(_split_heads(q, h), _split_heads(k, h), _split_heads(v, h))
-    return _merge_heads(out)
+    out = F.scaled_dot_product_attention(split_heads(q, h), split_heads(k, h), split_heads(v, h))
+    return merge_heads(out)
+
+
+# The names the in-tree rules were written with; plugin authors use the public ones above.
+_split_heads, _merge_heads, _project_v, _project_qkv = split_heads, merge_heads, project_v, project_qkv
+_softmax_attention = softmax_attention
 
 
 def vanilla_attention(attn: nn.MultiheadAttention, x: Tensor) -> Tensor:
@@ -79,13 +83,12 @@ def apply_attention(attn: nn.MultiheadAttention, x: Tensor, matrix: Tensor) -> T
 
 
 @dataclass(frozen=True)
-class AttnRule(ABC):
+class AttnRule(Part, ABC):
     """How a block mixes its tokens. `mix` gets ln_1(x) (B, T, C) and returns the attention branch output
     (after out_proj), before LayerScale and the residual sum; `masks` (B, T, N) are the proposal masks as
     probabilities on the token grid with a row of ones for CLS (only for rules with `needs_masks`)."""
 
-    name: ClassVar[str] = ""
-    description: ClassVar[str] = ""
+    kind: ClassVar[str] = "attention"
     needs_masks: ClassVar[bool] = False
     # What `mix`/`attention` need besides the block input, passed as keywords: "grid" (the patch grid) or "proxy"
     # (a foundation model's patch features). Only the training-free pipeline provides them; `ps` offers the rest.
@@ -101,9 +104,9 @@ class AttnRule(ABC):
 
     @classmethod
     def place(cls, spec: Any) -> dict[int, AttnRule]:
-        """Block index (negative: from the end) -> instance, for a method spec. Default: the last block."""
-        return {-1: cls()}
+        """Block index (negative: from the end) -> instance, for a method spec. Default: the last block, with
+        the rule's options from the spec's ``extra_options`` (an out-of-tree rule's own options)."""
+        own = set(cls.option_names())
+        given = {k: v for k, v in dict(getattr(spec, "extra_options", {}) or {}).items() if k in own}
+        return {-1: cls.from_options(given, where=f"part attention {cls.name!r}: ")}
 
-    def label(self) -> str:
-        """How the attention figure names this rule instance."""
-        return self.name

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from open_clip.transformer import QuickGELU
 from torch import Tensor, nn
 
-from harness.errors import ConfigError
+from harness.parts import find_part, option, part_aliases
 
 from .attention_base import (  # noqa: F401 - re-exported: callers read the whole table from this module
     ATTENTION_RULES,
@@ -37,7 +37,12 @@ from .attention_base import (  # noqa: F401 - re-exported: callers read the whol
     _softmax_attention,
     _split_heads,
     apply_attention,
+    merge_heads,
+    project_qkv,
+    project_v,
     register_rule,
+    softmax_attention,
+    split_heads,
     vanilla_attention,
 )
 
@@ -47,11 +52,27 @@ def rule_descriptions() -> list[tuple[str, str]]:
     return [(name, cls.description) for name, cls in ATTENTION_RULES.items()]
 
 
+# The training-free family's names of two table rules (its `attention` option and DeOP's `ps` name the same
+# rules; either name is accepted by both and kept as written in the record).
+RULE_ALIASES = part_aliases("attention")
+RULE_ALIASES.update({"qk": "none", "identity": "gps"})
+
+
+def rule_class(name: str, option: str = "ps") -> type[AttnRule]:
+    """The registered rule ``name`` (or an alias of one); a `ConfigError` naming ``option`` otherwise."""
+    return find_part("attention", name, option=option)  # type: ignore[return-value]
+
+
+def rule_names(*, needs_context: bool | None = None, needs_masks: bool | None = None) -> tuple[str, ...]:
+    """The registered rules' names, optionally only those that do (not) need context / proposal masks."""
+    return tuple(n for n, r in ATTENTION_RULES.items()
+                 if (needs_context is None or bool(r.context) == needs_context)
+                 and (needs_masks is None or r.needs_masks == needs_masks))
+
+
 def rules_for(ps: str, spec: Any) -> dict[int, AttnRule]:
     """Block index (from the end) -> rule instance, for a spec whose `ps` names a registered rule."""
-    if ps not in ATTENTION_RULES:
-        raise ConfigError(f"option ps={ps!r} is not one of {', '.join(ATTENTION_RULES)}.")
-    return ATTENTION_RULES[ps].place(spec)
+    return rule_class(ps).place(spec)
 
 
 
@@ -88,11 +109,8 @@ class GPS(AttnRule):
     name: ClassVar[str] = "gps"
     description: ClassVar[str] = ("generalised patch severance (paper Eq. 2): alpha*I + (1-alpha)*Attn in the last "
                                   "len(alpha) blocks, alpha[0] for the last")
-    alpha: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            raise ConfigError(f"GPS alpha must lie in [0, 1] (paper Eq. 2), got {self.alpha}.")
+    alpha: float = option(1.0, "weight of the identity (paper Eq. 2): 0 = vanilla attention, 1 = severed",
+                          low=0.0, high=1.0)
 
     def mix(self, x: Tensor, attn: nn.MultiheadAttention, masks: Tensor | None) -> Tensor:
         if self.alpha == 1.0:

@@ -20,6 +20,7 @@ foundation model's grid and no CLS token, so it needs `residual: drop` (ProxyCLI
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,20 +28,19 @@ from torch import Tensor, nn
 
 from harness.errors import ConfigError
 
-from .attention_rules import GPS, QQ, QQKK, AttnRule, KKGauss, Proxy, Vanilla, run_block, run_mlp
+from .attention_rules import AttnRule, rule_class, run_block, run_mlp
 from .clip_dense import CLIP_MEAN_255, CLIP_STD_255, _vision_transformer, resample_token_table
 
 KEEP_DROP = ("keep", "drop")
-ATTENTIONS = ("qk", "identity", "qq+kk", "qq", "kk+gauss", "proxy")
+ATTENTIONS = ("qk", "identity", "qq+kk", "qq", "kk+gauss", "proxy")  # the family's own rules, by its names
 
 
-def make_rule(attention: str, *, sigma: float = 5.0, beta: float = 1.2, gamma: float = 3.0) -> AttnRule:
-    """The table's rule instance for one of the family's attention names."""
-    rules = {"qk": Vanilla, "identity": lambda: GPS(1.0), "qq+kk": QQKK, "qq": QQ,
-             "kk+gauss": lambda: KKGauss(sigma), "proxy": lambda: Proxy(beta, gamma)}
-    if attention not in rules:
-        raise ConfigError(f"unknown last-block attention {attention!r}; use one of {', '.join(ATTENTIONS)}.")
-    return rules[attention]()
+def make_rule(attention: str, **options: Any) -> AttnRule:
+    """The table's rule instance for a rule name (or the family's alias of one), with those of ``options`` that
+    are the rule's own (e.g. ``sigma`` for ``kk+gauss``; the rule's defaults for the rest)."""
+    cls = rule_class(attention, option="attention")
+    own = {k: v for k, v in options.items() if k in cls.option_names()}
+    return cls.from_options(own, where=f"part attention {cls.name!r}: ")
 
 
 def keeps_cls(rule: AttnRule) -> bool:

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from harness.errors import ConfigError
+from harness.parts import Part, option, part_table, register_part
+
+DECISIONS = part_table("decision")  # the per-pixel decisions, parts of kind "decision" (harness list parts)
 
 
 @dataclass(frozen=True)
@@ -68,26 +72,26 @@ class QuerySet:
         return len(self.queries) != self.n_classes
 
 
+# An upper bound: an infinite or huge tau turns softmax(tau * cosine) into NaN (every pixel class 0).
 MAX_TAU = 1000.0
 
 
+@register_part
 @dataclass(frozen=True)
-class Decision:
+class Decision(Part):
     """`tau` the logit scale; `prob_thd` and `area_thd` need a background class (0 = off)."""
 
-    tau: float = 40.0
-    prob_thd: float = 0.0
-    area_thd: float = 0.0
+    kind: ClassVar[str] = "decision"
+    name: ClassVar[str] = "threshold"
+    description: ClassVar[str] = ("softmax(tau * logits), max over a class's queries, argmax; below prob_thd (and "
+                                  "classes of area <= area_thd) -> background")
 
-    def __post_init__(self) -> None:
-        # an upper bound, as infinite or huge tau turns softmax(tau * cosine) into NaN (every pixel class 0)
-        if isinstance(self.tau, bool) or not isinstance(self.tau, int | float) or not 0 < self.tau <= MAX_TAU:
-            raise ConfigError(f"tau (the logit scale) must be a number in (0, {MAX_TAU:g}], got {self.tau!r} "
-                              f"(CLIP's own is 100; SCLIP uses 40).")
-        for name in ("prob_thd", "area_thd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
-                raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}.")
+    tau: float = option(40.0, "the logit scale (CLIP's own is 100)", low=0.0, low_open=True, high=MAX_TAU)
+    prob_thd: float = option(0.0, "probability below which a pixel is background (0: off)", low=0.0, high=1.0,
+                             high_open=True)
+    area_thd: float = option(0.0, "foreground share at or below which a class is dropped (0: off)", low=0.0,
+                             high=1.0, high_open=True)
+
 
     def check(self, queries: QuerySet, dataset: str = "this benchmark") -> None:
         """Refuse thresholds on a vocabulary without background (see the module docstring)."""

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.errors import ConfigError
+from harness.parts import option
 
 from .attention_base import AttnRule, _merge_heads, _project_qkv, _project_v, _split_heads, register_rule
 
@@ -88,12 +89,8 @@ class KKGauss(AttnRule):
     name: ClassVar[str] = "kk+gauss"
     description: ClassVar[str] = "NACLIP: softmax(s k k^T + G), G a Gaussian of patch distance (sigma in patches)"
     context: ClassVar[tuple[str, ...]] = ("grid",)
-    sigma: float = 5.0
-
-    def __post_init__(self) -> None:
-        # bounded: 2 sigma^2 underflows to 0 below ~1e-19 (NaN attention) and overflows above ~1e154
-        if isinstance(self.sigma, bool) or not isinstance(self.sigma, int | float) or not 1e-3 <= self.sigma <= 1e6:
-            raise ConfigError(f"kk+gauss sigma (in patches) must be a number in [0.001, 1e6], got {self.sigma!r}.")
+    # bounded: 2 sigma^2 underflows to 0 below ~1e-19 (NaN attention) and overflows above ~1e154
+    sigma: float = option(5.0, "width of the Gaussian neighbourhood, in patches", low=1e-3, high=1e6)
 
     def mix(self, x: Tensor, attn: nn.MultiheadAttention, masks: Tensor | None = None, *,
             grid: tuple[int, int] | None = None) -> Tensor:
@@ -136,14 +133,8 @@ class Proxy(AttnRule):
     description: ClassVar[str] = ("ProxyCLIP: softmax(gamma (S - beta mean S)), negatives -inf, S = cosine of DINO "
                                   "patch features, shared by heads; CLIP values resized to DINO's grid")
     context: ClassVar[tuple[str, ...]] = ("grid", "proxy")
-    beta: float = 1.2
-    gamma: float = 3.0
-
-    def __post_init__(self) -> None:
-        for name in ("beta", "gamma"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1e6:
-                raise ConfigError(f"proxy {name} must be a finite number > 0 (at most 1e6), got {value!r}.")
+    beta: float = option(1.2, "similarities below beta x their mean are cut", low=0.0, low_open=True, high=1e6)
+    gamma: float = option(3.0, "sharpness of the proxy attention", low=0.0, low_open=True, high=1e6)
 
     def mix(self, x: Tensor, attn: nn.MultiheadAttention, masks: Tensor | None = None, *,
             grid: tuple[int, int] | None = None, proxy: Tensor | None = None) -> Tensor:

@@ -107,7 +107,7 @@ def assemble(name: str, spec: MethodSpec, env: MethodEnv, *, train: bool, random
         segmenter = PIPELINES[spec.kind](spec, clip_model, maskformer, text, void).to(device)
     if train and spec.trains_head:  # stage 3
         head_spec = {**base, **text_identity, "proposals": stages["proposals"]["hash"],
-                     "method": {k: v for k, v in spec.as_dict().items() if k not in INFERENCE_ONLY},
+                     "method": spec.trained_options(INFERENCE_ONLY),
                      "schedule": schedules.get("head", {})}
         directory, head_meta = run_stage(env.cache_dir, "head", head_spec,
                                          lambda d: train_head(segmenter, env, d, schedules.get("head", {})),

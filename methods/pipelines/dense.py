@@ -23,7 +23,6 @@ from harness.errors import ConfigError
 
 from ..components.dino import DinoFeatures, build_dino
 from ..components.last_block import TrainingFreeCLIP
-from ..components.pamr import pamr
 from ..components.queries import QuerySet, class_probabilities, decide
 from ..components.sliding import slide_logits
 from ..components.text import TextEncoder
@@ -124,11 +123,7 @@ class DenseSegmenter(nn.Module):
             self.counts["windows"].append(n_windows)
             with timer("postprocess"):
                 probs = class_probabilities(logits, queries, spec.tau)
-                if not torch.isfinite(probs).all():  # argmax of NaN is class 0 everywhere: never an `ok` record
-                    raise FloatingPointError(
-                        f"the class scores of image {len(out)} are not finite (NaN or inf), so every "
-                        f"pixel would be labelled class 0. An option sends the logits out of range (tau "
-                        f"{spec.tau:g}; an attention rule's sigma/beta/gamma) or the weights are damaged.")
+                _check_finite(probs, len(out), spec)
                 out.append(decide(probs, queries, decision))
         return out
 
@@ -144,9 +139,10 @@ class DenseSegmenter(nn.Module):
                                          spec.slide_config(self.clip.patch_size[0]))
         with timer("postprocess"):
             logits = F.interpolate(logits[None], size=(h0, w0), mode="bilinear", align_corners=False)
-            if spec.pamr and spec.pamr_steps > 0:
+            refinement = spec.refinement()  # PAMR (a part of kind refinement), None when off
+            if refinement is not None:
                 guide = F.interpolate(x[None], size=(h0, w0), mode="bilinear", align_corners=False)
-                logits = pamr(guide, logits, spec.pamr_steps, spec.pamr_dilations)
+                logits = refinement.refine(guide, logits)
         return logits[0], n_windows
 
 
@@ -180,4 +176,17 @@ def build_training_free(name: str, spec: TrainingFreeSpec, env, random_fallback:
     text = TextEncoder(clip_model, mode="templates", templates=spec.templates)
     segmenter = DenseSegmenter(spec, clip_model, text, dino).to(device).eval()
     return Fitted(name=name, segmenter=segmenter, weights=weights, stages={}, spec=spec)
+
+
+def _check_finite(probs: Tensor, index: int, spec: TrainingFreeSpec) -> None:
+    """Argmax of NaN is class 0 everywhere: never an `ok` record. An asynchronous assert, so that a GPU does not
+    wait for the check (no host synchronisation in a timed call, issue 24): on a CPU it raises at once, on a GPU
+    at the next synchronisation (a device-side assert, which ends the run's use of that GPU)."""
+    message = (f"the class scores of image {index} are not finite (NaN or inf), so every pixel would be labelled "
+               f"class 0. An option sends the logits out of range (tau {spec.tau:g}; an attention rule's "
+               f"sigma/beta/gamma) or the weights are damaged.")
+    try:
+        torch._assert_async(torch.isfinite(probs).all(), message)
+    except RuntimeError:
+        raise FloatingPointError(message) from None
 

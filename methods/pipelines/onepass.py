@@ -15,7 +15,7 @@ from torch import nn
 
 from harness.api import Timer, Vocabulary, no_timer
 
-from ..components.anchors import ConvHeatmapDecoder, QueryHeatmapDecoder, mask_pooling, masks_to_grid
+from ..components.anchors import ConvHeatmapDecoder, QueryHeatmapDecoder, masks_to_grid
 from ..components.attention_rules import rules_for
 from ..components.clip_dense import DenseCLIP
 from ..components.losses import deop_segmentation_loss
@@ -49,6 +49,7 @@ class OnePassSegmenter(ProposalPipeline):
             self.head = ConvHeatmapDecoder(d=dim, num_layers=spec.cal_layers, variant=spec.conv_variant)
         else:
             self.head = None
+        self.pooling = spec.build_part("pooling")  # without CAL (a frozen part: no parameters)
 
     def train(self, mode: bool = True) -> OnePassSegmenter:
         super().train(mode)
@@ -72,7 +73,7 @@ class OnePassSegmenter(ProposalPipeline):
         with timer("head"):
             masks = masks_to_grid(mask_logits, dense.grid)
             if self.head is None:
-                pooled = mask_pooling(dense.patch_features, masks)
+                pooled = self.pooling.pool(dense.patch_features, masks)
             else:
                 pooled, _ = self.head(dense.patch_features, masks)
         with timer("text"):

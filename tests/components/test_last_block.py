@@ -161,7 +161,7 @@ def test_rules_are_entries_of_the_attention_rule_table():
             MethodSpec(ps=name)
     with pytest.raises(ConfigError, match="needs the patch grid"):
         KKGauss().mix(torch.zeros(1, 5, 64), torch.nn.MultiheadAttention(64, 2), None)
-    with pytest.raises(ConfigError, match="unknown last-block attention"):
+    with pytest.raises(ConfigError, match="attention=.kq. is not a registered attention part"):
         make_rule("kq")
     with pytest.raises(ConfigError, match="sigma"):
         KKGauss(sigma=0)

@@ -55,6 +55,19 @@ def test_dry_run_lists_cells(tmp_path, capsys):
     assert "coco-stuff/default/double-echo" in out and "4 cells" in out
 
 
+def test_dry_run_runs_the_preflight_of_a_run(tmp_path, capsys):
+    """A dry-run that passes means the cells will start: it fails on what the run's preflight finds missing."""
+    suite = write(tmp_path, SUITE.replace("{name: voc, task: double-task}",
+                                          "{name: voc, task: double-task, options: {missing: the-weights.pt}}"))
+    out = tmp_path / "runs"
+    assert main(["run", str(suite), "--dry-run", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot run here; nothing was started" in err and "the-weights.pt is missing (cells: voc/" in err
+    assert not out.exists()  # nothing written
+    assert main(["run", str(suite), "--out", str(out), "--no-progress"]) == 2  # the run stops at the same place
+    assert "the-weights.pt is missing" in capsys.readouterr().err
+
+
 def test_help_is_fast_and_lists_every_command():
     # --help must not import torch (it would take seconds); run it in a fresh interpreter to see.
     code = "import sys, harness.__main__ as m; m.build_parser(); print('torch' in sys.modules)"

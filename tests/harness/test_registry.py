@@ -68,7 +68,17 @@ def test_plugin_modules_register_on_first_lookup(tmp_path, monkeypatch):
 
 
 def test_unimportable_user_plugin_says_which(monkeypatch):
+    from harness.registry import BROKEN_PLUGINS
+
     monkeypatch.setenv("HARNESS_PLUGINS", "no_such_plugin_module_xyz")
+    monkeypatch.setattr("harness.registry.BROKEN_PLUGINS", {})
+    from harness import registry
+
     reg = Registry("method")
-    with pytest.raises(RegistryError, match="no_such_plugin_module_xyz"):
-        reg.names()
+    reg.register("fine", "math:pi")
+    assert reg.names() == ["fine"]  # isolated: the other entries stay usable
+    assert "no_such_plugin_module_xyz" in next(iter(registry.BROKEN_PLUGINS))
+    with pytest.raises(RegistryError, match=r"no_such_plugin_module_xyz \(HARNESS_PLUGINS\) failed to import: "
+                                            r"ModuleNotFoundError"):
+        reg.get("what-it-would-have-added")
+    assert BROKEN_PLUGINS is not registry.BROKEN_PLUGINS

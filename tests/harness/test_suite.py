@@ -132,7 +132,9 @@ def test_threads_from_the_suite_a_profile_or_the_command_line(tmp_path, monkeypa
     from harness.__main__ import main
 
     path = tmp_path / "s.yaml"
-    path.write_text("suite: s\nmethods: [deop]\nprofiles: {one: {threads: 1}, bad: {threads: 0}}\n"
+    # random CLIP weights: a dry-run runs the run's preflight, which would stop on missing pretrained ones offline
+    path.write_text("suite: s\nmethods: [{name: deop, method: deop, options: {clip_weights: random}}]\n"
+                    "profiles: {one: {threads: 1}, bad: {threads: 0}}\n"
                     "benchmarks:\n  - {name: coco, task: segmentation, dataset: synthetic_coco}\n")
     assert load_suite(path).threads is None and load_suite(path, profile="one").threads == 1
     with pytest.raises(ConfigError, match="threads must be a positive integer"):

@@ -102,3 +102,18 @@ def test_batched_prediction_equals_one_by_one(method, tmp_path):
     batched = segmenter.predict_batch(images, vocab)
     for image, scores in zip(images, batched):
         torch.testing.assert_close(scores, segmenter.predict(image, vocab), rtol=1e-4, atol=1e-5)
+
+
+def test_the_plugin_authors_kit_passes(method, tmp_path):
+    """harness.testing.check_plugin: the checks an out-of-tree plugin runs on itself hold for every in-tree one."""
+    from harness.testing import check_plugin
+
+    assert check_plugin(method, _tiny(method), cache_dir=tmp_path) == [
+        "protocol", "listing", "options", "dry-run", "predict", "timing"]
+
+
+def test_the_kit_fails_a_plugin_that_breaks_the_contract():
+    from harness.testing import check_plugin
+
+    with pytest.raises(AssertionError, match="double-echo: does not meet harness.api.SegmentationMethod"):
+        check_plugin("double-echo")  # the harness core's test double resolves options but builds nothing

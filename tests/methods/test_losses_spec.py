@@ -76,7 +76,7 @@ def test_bad_options_name_the_choices():
     with pytest.raises(ConfigError, match="crop_chunk=0 must be >= 1"):
         METHODS.get("simbaseline").resolve({"crop_chunk": 0})
     for bad in ("abc", 2.5, True):  # an optional field is checked against its annotation (int | None)
-        with pytest.raises(ConfigError, match=f"option crop_chunk must be int or null, got {bad!r}"):
+        with pytest.raises(ConfigError, match=f"option crop_chunk={bad!r} must be an integer or null"):
             METHODS.get("simbaseline").resolve({"crop_chunk": bad})
     assert METHODS.get("simbaseline").resolve({"crop_chunk": None})["crop_chunk"] is None
     assert METHODS.get("baseline+ps").resolve({"alpha": [1, 0.5]})["alpha"] == (1.0, 0.5)

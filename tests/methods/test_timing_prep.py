@@ -13,10 +13,11 @@ from harness.tasks.speed import SPEED
 from methods.components.clip_dense import DenseCLIP
 from methods.components.proposals import MaskFormer
 from methods.plugin import Plugin
+from methods.spec import MethodSpec
 
 TINY = {"clip_arch": "tiny-vit-p16", "clip_weights": "random", "proposals": {"preset": "smoke"},
         "prompt_layers": [1, 2], "test_short_side": 64}
-PLUGINS = [n for n in METHODS.names() if isinstance(METHODS.get(n), Plugin)]
+PLUGINS = [n for n in METHODS.names() if isinstance(METHODS.get(n), Plugin) and METHODS.get(n).spec_type is MethodSpec]
 
 
 def _speed_cell(method: str, **options) -> Cell:

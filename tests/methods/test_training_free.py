@@ -94,7 +94,7 @@ def test_options_are_typed_and_checked():
         plugin.spec({"sigmaa": 3})
     with pytest.raises(ConfigError, match="attention='kq'"):
         plugin.spec({"attention": "kq"})
-    with pytest.raises(ConfigError, match="short_side must be int"):
+    with pytest.raises(ConfigError, match="short_side=.big. must be an integer"):
         plugin.spec({"short_side": "big"})
     with pytest.raises(ConfigError, match="residual: drop"):
         METHODS.get("proxyclip").spec({"residual": "keep"})

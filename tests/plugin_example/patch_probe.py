@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import Fitted, MethodEnv, Timer, TimingPrep, Vocabulary, no_timer
+from harness.api import Fitted, MethodEnv, SegmentationMethod, Timer, TimingPrep, Vocabulary, no_timer
 from harness.data.transforms import resize_shortest_edge
 from harness.errors import ConfigError
 from methods.components.clip_dense import DenseCLIP
@@ -63,7 +63,7 @@ class PatchProbeSegmenter(nn.Module):
         return done
 
 
-class PatchProbe:
+class PatchProbe(SegmentationMethod):
     """The plugin (a `harness.api.SegmentationMethod`): options, preflight, build."""
 
     name = "test-patch-probe"
