@@ -18,6 +18,7 @@ from harness.data.name_files import FAMILIES, UPSTREAM_FILE, ClassNames, load_na
 from harness.errors import ConfigError, DataError
 
 from .components.last_block import ATTENTIONS, KEEP_DROP, make_rule
+from .components.protocol_resize import POS_INTERPS, RESIZES
 from .components.queries import Decision
 from .components.sliding import SlideConfig
 from .components.text import TEMPLATE_SETS
@@ -51,6 +52,11 @@ class TrainingFreeSpec:
     pad_to_patch: bool = False  # ClearCLIP: pad each window to a multiple of the CLIP patch size
     window_batch: int = 0  # windows per CLIP call, 0 = all windows of one size at once
     remainder: str = "crop"  # a window side that is not a multiple of the patch: cut (the repos) or pad
+    # The two resizings as the family's repositories do them (components/protocol_resize.py): CLIP's positional
+    # grid bicubic with scale_factor (g + 0.1) / n0 ("size": to the target grid, as DeOP), and the image with
+    # cv2 on uint8 as mmseg ("torch": bilinear on floats).
+    pos_interp: str = "scale-factor"
+    resize: str = "cv2"
     # Text and decision. `names`: whose class-name file gives the queries (harness.data.name_files: "sclip",
     # "clearclip", "proxyclip" files with synonyms and background words, or "plain" catalog names), or the path
     # of one's own file (".txt", one class per line, synonyms separated by ", ").
@@ -69,7 +75,8 @@ class TrainingFreeSpec:
 
     def __post_init__(self) -> None:
         choices = {"kind": ("training-free",), "attention": ATTENTIONS, "residual": KEEP_DROP,
-                   "ffn": KEEP_DROP, "templates": tuple(TEMPLATE_SETS), "remainder": ("crop", "pad")}
+                   "ffn": KEEP_DROP, "templates": tuple(TEMPLATE_SETS), "remainder": ("crop", "pad"),
+                   "pos_interp": POS_INTERPS, "resize": RESIZES}
         for name, options in choices.items():
             if getattr(self, name) not in options:
                 raise ConfigError(f"option {name}={getattr(self, name)!r} is not one of {', '.join(options)}.")
