@@ -18,6 +18,7 @@ METHODS.register("sclip", "methods.plugins.sclip:SCLIP")
 METHODS.register("clearclip", "methods.plugins.clearclip:CLEARCLIP")
 METHODS.register("naclip", "methods.plugins.naclip:NACLIP")
 METHODS.register("proxyclip", "methods.plugins.proxyclip:PROXYCLIP")
+METHODS.register("scclip", "methods.plugins.scclip:SCCLIP")
 
 TOOLS.register("demo-model", "methods.tools.demo_model:load_demo_model")
 TOOLS.register("attention-maps", "methods.tools.attention:attention_maps")
