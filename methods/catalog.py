@@ -19,6 +19,8 @@ METHODS.register("clearclip", "methods.plugins.clearclip:CLEARCLIP")
 METHODS.register("naclip", "methods.plugins.naclip:NACLIP")
 METHODS.register("proxyclip", "methods.plugins.proxyclip:PROXYCLIP")
 METHODS.register("scclip", "methods.plugins.scclip:SCCLIP")
+METHODS.register("lposs", "methods.plugins.lposs:LPOSS")
+METHODS.register("lposs+", "methods.plugins.lposs:LPOSS_PLUS")
 
 TOOLS.register("demo-model", "methods.tools.demo_model:load_demo_model")
 TOOLS.register("attention-maps", "methods.tools.attention:attention_maps")

@@ -24,7 +24,7 @@ Builder = Callable[[str, TrainingFreeSpec, Any, MethodEnv, bool], Fitted]
 
 class ExtendedPlugin(TrainingFreePlugin):
     """A name, a description, the `TrainingFreeSpec` defaults, the method's options dataclass (`extra_type`, with
-    `extra_defaults`) and `build(name, spec, extra, env, random_fallback) -> Fitted`."""
+    `extra_defaults`; it has `weights_problems(spec)`) and `build(name, spec, extra, env, random_fallback) -> Fitted`."""
 
     def __init__(self, name: str, description: str, *, extra_type: type, build: Builder,
                  extra_defaults: Mapping[str, Any] | None = None, **defaults: Any) -> None:
@@ -63,7 +63,7 @@ class ExtendedPlugin(TrainingFreePlugin):
     def preflight(self, options: Mapping[str, Any]) -> list[str]:
         extra = self.extra(options)
         problems = super().preflight({k: v for k, v in options.items() if k in SPEC_FIELDS})
-        return problems + [p for p in extra.weights_problems() if p]
+        return problems + [p for p in extra.weights_problems(self.spec(options)) if p]
 
     def fit(self, options: Mapping[str, Any], env: MethodEnv) -> Fitted:
         return self.build(self.name, self.spec(options), self.extra(options), env, False)

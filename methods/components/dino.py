@@ -63,9 +63,9 @@ def offline_message(arch: str = DINO_ARCH) -> str:
     repo, filename = DINO_HUBS.get(arch, DINO_HUB)
     return (f"DINO {arch!r} with pretrained tag {DINO_TAG!r} needs its weights file, which is not in the Hugging "
             f"Face cache, and the network is unavailable (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}). "
-            f"On a machine with internet download https://huggingface.co/{repo}/resolve/main/{filename} (or "
-            f"{DINO_URL}), copy it here and pass it with the method option dino_weights: PATH "
-            f"(e.g. --set methods.proxyclip.dino_weights=PATH).")
+            f"On a machine with internet download https://huggingface.co/{repo}/resolve/main/{filename}"
+            f"{f' (or {DINO_URL})' if arch == DINO_ARCH else ''}, copy it here and pass it with the method option "
+            f"dino_weights: PATH (e.g. --set methods.proxyclip.dino_weights=PATH).")
 
 
 def _cached_hub_file(arch: str = DINO_ARCH) -> Path | None:

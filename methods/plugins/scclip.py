@@ -56,7 +56,7 @@ class SCCLIPOptions:
             return default_layers(n_blocks)
         return SCCLIPLayers(self.pre_layer, self.post_layer, self.multi_start_layer, self.multi_end_layer)
 
-    def weights_problems(self) -> list[str]:
+    def weights_problems(self, spec) -> list[str]:
         return []
 
 
