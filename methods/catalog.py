@@ -21,6 +21,7 @@ METHODS.register("proxyclip", "methods.plugins.proxyclip:PROXYCLIP")
 METHODS.register("scclip", "methods.plugins.scclip:SCCLIP")
 METHODS.register("lposs", "methods.plugins.lposs:LPOSS")
 METHODS.register("lposs+", "methods.plugins.lposs:LPOSS_PLUS")
+METHODS.register("talk2dino", "methods.plugins.talk2dino:TALK2DINO")
 
 TOOLS.register("demo-model", "methods.tools.demo_model:load_demo_model")
 TOOLS.register("attention-maps", "methods.tools.attention:attention_maps")
