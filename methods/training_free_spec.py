@@ -21,7 +21,7 @@ from .components.last_block import ATTENTIONS, KEEP_DROP, make_rule
 from .components.protocol_resize import POS_INTERPS, RESIZES
 from .components.queries import Decision
 from .components.sliding import SlideConfig
-from .components.text import TEMPLATE_SETS
+from .components.template_axis import parse_templates
 
 NAME_FAMILIES = FAMILIES  # sclip, clearclip, proxyclip, plain (harness.data.name_files)
 
@@ -61,7 +61,7 @@ class TrainingFreeSpec:
     # "clearclip", "proxyclip" files with synonyms and background words, or "plain" catalog names), or the path
     # of one's own file (".txt", one class per line, synonyms separated by ", ").
     names: str = "plain"
-    templates: str = "imagenet"
+    templates: str = "imagenet"  # or "single", or a .txt file of templates (components/template_axis.py)
     tau: float = 40.0
     prob_thd: float = 0.0
     area_thd: float = 0.0
@@ -75,11 +75,14 @@ class TrainingFreeSpec:
 
     def __post_init__(self) -> None:
         choices = {"kind": ("training-free",), "attention": ATTENTIONS, "residual": KEEP_DROP,
-                   "ffn": KEEP_DROP, "templates": tuple(TEMPLATE_SETS), "remainder": ("crop", "pad"),
+                   "ffn": KEEP_DROP, "remainder": ("crop", "pad"),
                    "pos_interp": POS_INTERPS, "resize": RESIZES}
         for name, options in choices.items():
             if getattr(self, name) not in options:
                 raise ConfigError(f"option {name}={getattr(self, name)!r} is not one of {', '.join(options)}.")
+        if parse_templates(self.templates)[0] == "floss":  # ConfigError naming `templates` for a bad value
+            raise ConfigError(f"option templates={self.templates!r}: FLOSS's expert fusion is a component "
+                              f"(components/template_axis.py), not yet an option of this pipeline.")
         if not isinstance(self.names, str) or (self.names not in FAMILIES and not self.names.endswith(".txt")):
             raise ConfigError(f"option names={self.names!r}: unknown names family; choose one of "
                               f"{', '.join(FAMILIES)}, or give the path of a name file ending in .txt.")

@@ -27,6 +27,7 @@ from ..components.pamr import pamr
 from ..components.protocol_resize import resize_image
 from ..components.queries import QuerySet, class_probabilities, decide
 from ..components.sliding import slide_logits
+from ..components.template_axis import parse_templates
 from ..components.text import TextEncoder
 from ..components.weights import build_clip
 from ..training_free_spec import TrainingFreeSpec
@@ -175,7 +176,7 @@ def build_training_free(name: str, spec: TrainingFreeSpec, env, random_fallback:
                 raise
             dino, dino_info = build_dino(spec.dino_arch, "random", seed=env.seed)
             weights["dino"] = {**dino_info.as_record(), "fallback": f"asked for {spec.dino_weights!r}: {exc}"}
-    text = TextEncoder(clip_model, mode="templates", templates=spec.templates)
+    text = TextEncoder(clip_model, mode="templates", templates=parse_templates(spec.templates)[1])
     segmenter = DenseSegmenter(spec, clip_model, text, dino).to(device).eval()
     return Fitted(name=name, segmenter=segmenter, weights=weights, stages={}, spec=spec)
 

@@ -108,3 +108,21 @@ def test_fusion_by_pixel_rules():
             cases.add(case)
             torch.testing.assert_close(out[:, y, x], expected)
     assert cases == {"none", "one", "conflict"}  # the draw exercises every rule
+
+
+def test_a_template_file_reaches_the_dense_pipelines_text(tmp_path):
+    from harness.api import MethodEnv
+    from methods.plugins.maskclip import MASKCLIP
+
+    f = tmp_path / "two.txt"
+    f.write_text("a photo of a {}.\nthere is a {} here.\n")
+    opts = {"clip_arch": "tiny-vit-p16", "clip_weights": "random", "short_side": 64, "crop": 32, "stride": 16,
+            "templates": str(f)}
+    assert MASKCLIP.resolve(opts)["templates"] == str(f)
+    env = MethodEnv(train_dataset="synthetic_coco", data_root=None, cache_dir=tmp_path, device="cpu",
+                    progress=False, log=lambda *a: None)
+    text = MASKCLIP.build_untrained(opts, env).segmenter.text
+    assert tuple(text.templates) == ("a photo of a {}.", "there is a {} here.")
+    for bad, match in (("floss:r.json", "not yet an option"), ("eighty", "templates")):
+        with pytest.raises(ConfigError, match=match):
+            MASKCLIP.resolve({**opts, "templates": bad})
