@@ -62,7 +62,7 @@ def projection_problem(weights: str) -> str | None:
         return None
     return (f"Talk2DINO projection weights {weights!r}: no such file. Get {PROJECTION_FILE} (or the projection of "
             f"the Hugging Face model lorebianchi98/Talk2DINO-ViTB) on a machine with internet and pass its path "
-            f"with talk2dino_weights: PATH.")
+            f"with the method option projection_weights: PATH.")
 
 
 def load_projection(weights: str, clip_dim: int = 512, dino_dim: int = 768, *,
