@@ -20,10 +20,11 @@ from harness.parts import option
 
 from .components.attention_rules import RULE_ALIASES, rule_names
 from .components.last_block import KEEP_DROP, make_rule
+from .components.protocol_resize import POS_INTERPS, RESIZES
 from .components.queries import Decision
 from .components.refinements import PAMRRefinement
 from .components.sliding import SlideConfig
-from .components.text import TEMPLATE_SETS
+from .components.template_axis import parse_templates
 from .components.training_free_rules import KKGauss, Proxy
 from .spec_base import SpecBase, part_option
 
@@ -83,11 +84,19 @@ class TrainingFreeSpec(SpecBase):
     window_batch: int = 0  # windows per CLIP call, 0 = all windows of one size at once
     remainder: str = option("crop", "a window side that is not a multiple of the patch: cut (the repos) or pad",
                             choices=("crop", "pad"))
+    # The two resizings as the family's repositories do them (components/protocol_resize.py): CLIP's positional
+    # grid bicubic with scale_factor (g + 0.1) / n0 ("size": to the target grid, as DeOP), and the image with
+    # cv2 on uint8 as mmseg ("torch": bilinear on floats).
+    pos_interp: str = option("scale-factor", "positional grid resizing: (g + 0.1) / n0 scale factor (SCLIP family) "
+                             "or to the target size (DeOP)", choices=POS_INTERPS)
+    resize: str = option("cv2", "image resizing: cv2 on uint8 (mmseg) or torch bilinear on floats",
+                         choices=RESIZES)
     # Text and decision. `names`: whose class-name file gives the queries (harness.data.name_files: "sclip",
     # "clearclip", "proxyclip" files with synonyms and background words, or "plain" catalog names), or the path
     # of one's own file (".txt", one class per line, synonyms separated by ", ").
     names: str = "plain"
-    templates: str = option("imagenet", "prompt templates", choices=tuple(TEMPLATE_SETS))
+    templates: str = option("imagenet", "prompt templates: imagenet, single, vild or a .txt file of templates "
+                            "(components/template_axis.py)")
     tau: float = part_option(Decision, "tau")
     prob_thd: float = part_option(Decision, "prob_thd")
     area_thd: float = part_option(Decision, "area_thd")
@@ -101,6 +110,9 @@ class TrainingFreeSpec(SpecBase):
 
     def __post_init__(self) -> None:
         super().__post_init__()  # types, ranges and choices of every field (harness.parts)
+        if parse_templates(self.templates)[0] == "floss":  # ConfigError naming `templates` for a bad value
+            raise ConfigError(f"option templates={self.templates!r}: FLOSS's expert fusion is a component "
+                              f"(components/template_axis.py), not yet an option of this pipeline.")
         if self.names not in FAMILIES and not self.names.endswith(".txt"):
             raise ConfigError(f"option names={self.names!r}: unknown names family; choose one of "
                               f"{', '.join(FAMILIES)}, or give the path of a name file ending in .txt.")

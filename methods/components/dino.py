@@ -33,6 +33,8 @@ from .weights import WeightsInfo, hub_offline, local_weights_path, network_reach
 DINO_ARCH = "vit_base_patch8_224"
 DINO_TAG = "dino"
 DINO_HUB = ("timm/vit_base_patch8_224.dino", "model.safetensors")
+# LPOSS's graph features: DINO ViT-B/16 (timm `vit_base_patch16_224.dino`), the same tag
+DINO_HUBS = {DINO_ARCH: DINO_HUB, "vit_base_patch16_224": ("timm/vit_base_patch16_224.dino", "model.safetensors")}
 DINO_URL = "https://dl.fbaipublicfiles.com/dino/dino_vitbase8_pretrain/dino_vitbase8_pretrain.pth"
 TINY_DINO: dict[str, dict[str, Any]] = {
     "tiny-dino-p8": {"patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2, "img_size": 64},
@@ -53,26 +55,27 @@ def _create(arch: str, seed: int):
 
 
 def _check_arch(arch: str) -> None:
-    if arch != DINO_ARCH and arch not in TINY_DINO:
-        raise WeightsError(f"Unknown DINO architecture {arch!r}; use {DINO_ARCH!r} (ProxyCLIP's DINO ViT-B/8) or "
-                           f"a test configuration ({', '.join(TINY_DINO)}).")
+    if arch not in DINO_HUBS and arch not in TINY_DINO:
+        raise WeightsError(f"Unknown DINO architecture {arch!r}; use {DINO_ARCH!r} (ProxyCLIP's DINO ViT-B/8), "
+                           f"'vit_base_patch16_224' (LPOSS's ViT-B/16) or a test configuration "
+                           f"({', '.join(TINY_DINO)}).")
 
 
 def offline_message(arch: str = DINO_ARCH) -> str:
-    repo, filename = DINO_HUB
+    repo, filename = DINO_HUBS.get(arch, DINO_HUB)
     return (f"DINO {arch!r} with pretrained tag {DINO_TAG!r} needs its weights file, which is not in the Hugging "
             f"Face cache, and the network is unavailable (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}). "
-            f"On a machine with internet download https://huggingface.co/{repo}/resolve/main/{filename} (or "
-            f"{DINO_URL}), copy it here and pass it with the method option dino_weights: PATH "
-            f"(e.g. --set methods.proxyclip.dino_weights=PATH).")
+            f"On a machine with internet download https://huggingface.co/{repo}/resolve/main/{filename}"
+            f"{f' (or {DINO_URL})' if arch == DINO_ARCH else ''}, copy it here and pass it with the method option "
+            f"dino_weights: PATH (e.g. --set methods.proxyclip.dino_weights=PATH).")
 
 
-def _cached_hub_file() -> Path | None:
+def _cached_hub_file(arch: str = DINO_ARCH) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    found = try_to_load_from_cache(*DINO_HUB)
+    found = try_to_load_from_cache(*DINO_HUBS[arch])
     return Path(found) if isinstance(found, str) and os.path.isfile(found) else None
 
 
@@ -83,9 +86,9 @@ def dino_weights_problem(arch: str, pretrained: str | os.PathLike | None) -> str
     pretrained = os.fspath(pretrained)
     if pretrained == "random" or local_weights_path(pretrained).is_file():
         return None
-    if pretrained != DINO_TAG or arch in TINY_DINO:
-        return f"DINO weights {pretrained!r}: not a file, and not the tag {DINO_TAG!r} of {DINO_ARCH!r}."
-    if _cached_hub_file() is None and (hub_offline() or not network_reachable()):
+    if pretrained != DINO_TAG or arch not in DINO_HUBS:
+        return f"DINO weights {pretrained!r}: not a file, and not the tag {DINO_TAG!r} of {arch!r}."
+    if _cached_hub_file(arch) is None and (hub_offline() or not network_reachable()):
         return offline_message(arch)
     return None
 
@@ -119,10 +122,10 @@ def _weights_file(arch: str, pretrained: str) -> Path | None:
         return None
     if (path := local_weights_path(pretrained)).is_file():
         return path
-    if pretrained != DINO_TAG or arch != DINO_ARCH:
+    if pretrained != DINO_TAG or arch not in DINO_HUBS:
         raise WeightsError(f"DINO weights {pretrained!r}: not a file, and not the tag {DINO_TAG!r} of "
-                           f"{DINO_ARCH!r}. Check the path given with dino_weights.")
-    path = _cached_hub_file()
+                           f"{arch!r}. Check the path given with dino_weights.")
+    path = _cached_hub_file(arch)
     if path is not None:
         return path
     if hub_offline() or not network_reachable():
@@ -130,7 +133,7 @@ def _weights_file(arch: str, pretrained: str) -> Path | None:
     try:
         from huggingface_hub import hf_hub_download
 
-        return Path(hf_hub_download(*DINO_HUB))
+        return Path(hf_hub_download(*DINO_HUBS[arch]))
     except Exception as exc:  # noqa: BLE001 - any download failure gets the same advice
         raise WeightsError(offline_message(arch) + f" (Download failed: {exc})") from exc
 

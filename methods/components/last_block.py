@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from harness.errors import ConfigError
 
 from .attention_rules import AttnRule, rule_class, run_block, run_mlp
-from .clip_dense import CLIP_MEAN_255, CLIP_STD_255, _vision_transformer, resample_token_table
+from .clip_dense import CLIP_MEAN_255, CLIP_STD_255, _vision_transformer
+from .protocol_resize import POS_INTERPS, resample_positions
 
 KEEP_DROP = ("keep", "drop")
 ATTENTIONS = ("qk", "identity", "qq+kk", "qq", "kk+gauss", "proxy")  # the family's own rules, by its names
@@ -68,18 +69,21 @@ class TrainingFreeCLIP(nn.Module):
     """A frozen open_clip ViT whose last block follows an attention rule: normalised images (B, 3, H, W) ->
     L2-normalised patch features (B, D, gh, gw) (on the proxy's grid for `proxy`).
 
-    The positional embedding is resampled bicubically to each input's grid (cached per grid through
-    `resample_token_table`, the DeOP path's function). `remainder`: a side that is not a multiple of the patch
+    The positional embedding is resampled bicubically to each input's grid (cached per grid), by `pos_interp`:
+    "size" (the DeOP path's `resample_token_table`) or "scale-factor" (the SCLIP family's (g + 0.1) / n0,
+    `protocol_resize.resample_positions`). `remainder`: a side that is not a multiple of the patch
     size is cut ("crop", what the repos' stride-p convolution does) or zero-padded ("pad")."""
 
     def __init__(self, clip_model: nn.Module, rule: AttnRule, residual: str = "keep", ffn: str = "keep",
-                 remainder: str = "crop") -> None:
+                 remainder: str = "crop", pos_interp: str = "size") -> None:
         super().__init__()
         for name, value in (("residual", residual), ("ffn", ffn)):
             if value not in KEEP_DROP:
                 raise ConfigError(f"{name} must be 'keep' or 'drop', got {value!r}.")
         if remainder not in ("crop", "pad"):
             raise ConfigError(f"remainder must be 'crop' or 'pad', got {remainder!r}.")
+        if pos_interp not in POS_INTERPS:
+            raise ConfigError(f"pos_interp must be one of {', '.join(POS_INTERPS)}, got {pos_interp!r}.")
         if not keeps_cls(rule) and residual == "keep":
             raise ConfigError(f"attention {rule.name!r} returns tokens on another grid: it needs residual: drop.")
         visual = _vision_transformer(clip_model)
@@ -87,6 +91,7 @@ class TrainingFreeCLIP(nn.Module):
             p.requires_grad_(False)
         self.visual = visual.eval()
         self.rule, self.residual, self.ffn, self.remainder = rule, residual, ffn, remainder
+        self.pos_interp = pos_interp
         self.patch_size = tuple(visual.patch_size)
         self.native_grid = tuple(visual.grid_size)
         self.register_buffer("pixel_mean", torch.tensor(CLIP_MEAN_255).view(1, 3, 1, 1), persistent=False)
@@ -143,5 +148,5 @@ class TrainingFreeCLIP(nn.Module):
             if len(self._pos) >= 16:
                 self._pos.pop(next(iter(self._pos)))
             with torch.inference_mode(False), torch.no_grad():
-                self._pos[key] = resample_token_table(table, self.native_grid, grid)
+                self._pos[key] = resample_positions(table, self.native_grid, grid, self.pos_interp)
         return self._pos[key]

@@ -1,6 +1,6 @@
 """The dense (proposal-free) pipeline of the training-free family (TRAINING_FREE_SPEC 2).
 
-Per image: resize to the short side (long side capped, aspect kept), normalise with CLIP's statistics, slide
+Per image: resize to the short side (long side capped, aspect kept; cv2 on uint8 as mmseg, or torch), normalise with CLIP's statistics, slide
 windows (or take the whole image), per window the frozen CLIP with its last-block rule -> L2-normalised patch
 features -> cosine logits against the text queries -> bilinear upsampling to the window; logits averaged by
 per-pixel window count, upsampled bilinearly to the original size, optionally refined by PAMR (on the normalised
@@ -23,8 +23,10 @@ from harness.errors import ConfigError
 
 from ..components.dino import DinoFeatures, build_dino
 from ..components.last_block import TrainingFreeCLIP
+from ..components.protocol_resize import resize_image
 from ..components.queries import QuerySet, class_probabilities, decide
 from ..components.sliding import slide_logits
+from ..components.template_axis import parse_templates
 from ..components.text import TextEncoder
 from ..components.weights import build_clip
 from ..training_free_spec import TrainingFreeSpec
@@ -47,7 +49,8 @@ class DenseSegmenter(nn.Module):
                  dino: nn.Module | None = None) -> None:
         super().__init__()
         self.spec = spec
-        self.clip = TrainingFreeCLIP(clip_model, spec.rule(), spec.residual, spec.ffn, spec.remainder)
+        self.clip = TrainingFreeCLIP(clip_model, spec.rule(), spec.residual, spec.ffn, spec.remainder,
+                                     spec.pos_interp)
         self.text = text
         self.dino = DinoFeatures(dino) if dino is not None else None
         if spec.needs_dino and dino is None:
@@ -130,10 +133,11 @@ class DenseSegmenter(nn.Module):
     def _logits(self, image: Tensor, spec: TrainingFreeSpec, text: Tensor, timer: Timer) -> tuple[Tensor, int]:
         h0, w0 = image.shape[-2:]
         with timer("preprocess"):
-            x = image.to(self.device).float()[None]
             size = protocol_size(h0, w0, spec.short_side, spec.max_long_side)
             if size != (h0, w0):
-                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+                x = resize_image(image, size, spec.resize).to(self.device)  # cv2 (mmseg) or torch
+            else:
+                x = image.to(self.device).float()[None]
             x = self.clip.normalise(x)[0]
         logits, n_windows = slide_logits(x, lambda crops: self.window_logits(crops, text, timer),
                                          spec.slide_config(self.clip.patch_size[0]))
@@ -173,7 +177,7 @@ def build_training_free(name: str, spec: TrainingFreeSpec, env, random_fallback:
                 raise
             dino, dino_info = build_dino(spec.dino_arch, "random", seed=env.seed)
             weights["dino"] = {**dino_info.as_record(), "fallback": f"asked for {spec.dino_weights!r}: {exc}"}
-    text = TextEncoder(clip_model, mode="templates", templates=spec.templates)
+    text = TextEncoder(clip_model, mode="templates", templates=parse_templates(spec.templates)[1])
     segmenter = DenseSegmenter(spec, clip_model, text, dino).to(device).eval()
     return Fitted(name=name, segmenter=segmenter, weights=weights, stages={}, spec=spec)
 

@@ -40,7 +40,7 @@ def test_local_file_loads_the_same_weights(tmp_path):
 
 def test_offline_tag_fails_fast_and_says_how_to_get_the_file(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr("methods.components.dino._cached_hub_file", lambda: None)
+    monkeypatch.setattr("methods.components.dino._cached_hub_file", lambda *arch: None)
     start = time.perf_counter()
     with pytest.raises(WeightsError) as err:
         build_dino("vit_base_patch8_224", "dino")

@@ -13,6 +13,11 @@ TINY = {"clip_arch": "tiny-vit-p16", "clip_weights": "random", "proposals": {"pr
 # the same tiny models for the proposal-free kind (a tiny random DINO for ProxyCLIP's proxy)
 TINY_TRAINING_FREE = {"clip_arch": "tiny-vit-p16", "clip_weights": "random", "short_side": 64, "crop": 32,
                       "stride": 16, "pamr_dilations": [1, 2], "dino_arch": "tiny-dino-p8", "dino_weights": "random"}
+# what a method needs beyond those on a 3-block CLIP with 2x2-patch windows (SC-CLIP: its layer indices and an LOF
+# neighbourhood smaller than the 4 patches of a window; Talk2DINO: a tiny DINOv2 and a random projection)
+TINY_EXTRA = {"scclip": {"pre_layer": 2, "post_layer": 1, "multi_start_layer": 1, "multi_end_layer": 2, "lof_k": 2},
+              "talk2dino": {"dinov2_arch": "tiny-dinov2-reg-p14", "dinov2_weights": "random",
+                            "projection_weights": "random"}}
 NAMES = ["red disc", "blue square", "grass"]
 KINDS = ("one-pass", "multi-pass", "training-free")
 
@@ -23,7 +28,8 @@ def _plugins() -> list[str]:
 
 
 def _tiny(name: str) -> dict:
-    return TINY_TRAINING_FREE if METHODS.get(name).kind == "training-free" else TINY
+    base = TINY_TRAINING_FREE if METHODS.get(name).kind == "training-free" else TINY
+    return {**base, **TINY_EXTRA.get(name, {})}
 
 
 @pytest.fixture(params=_plugins())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import pytest
 import torch
 import torch.nn.functional as F
@@ -45,14 +46,19 @@ def test_every_plugin_predicts_with_its_window_count(name):
     assert fitted.segmenter.counts == {"windows": [expected]}
 
 
-def test_whole_image_prediction_by_hand():
-    fitted = build("maskclip", mode="whole", short_side=64)
+@pytest.mark.parametrize("resize", ["cv2", "torch"])
+def test_whole_image_prediction_by_hand(resize):
+    fitted = build("maskclip", mode="whole", short_side=64, resize=resize)
     seg = fitted.segmenter
     image = torch.randint(0, 256, (3, 40, 56), dtype=torch.uint8)
     scores = seg.predict(image, Vocabulary(NAMES))
     h, w = protocol_size(40, 56, 64, 2048)  # 64 x 90
     assert (h, w) == (64, 90)
-    x = F.interpolate(image.float()[None], size=(h, w), mode="bilinear", align_corners=False)
+    if resize == "cv2":  # mmseg's Resize: cv2 on the uint8 image
+        hwc = cv2.resize(image.permute(1, 2, 0).numpy().copy(), (w, h), interpolation=cv2.INTER_LINEAR)
+        x = torch.from_numpy(hwc).permute(2, 0, 1)[None].float()
+    else:
+        x = F.interpolate(image.float()[None], size=(h, w), mode="bilinear", align_corners=False)
     feats = seg.clip(seg.clip.normalise(x))  # (1, D, 4, 5): 90 // 16 = 5 (the remainder is cut)
     text = seg.text(NAMES)
     logits = torch.einsum("bdhw,qd->bqhw", feats, text)

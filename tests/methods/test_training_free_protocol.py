@@ -113,7 +113,7 @@ def test_the_shared_setting_gives_every_training_free_method_one_protocol():
                                                                                                       "simbaseline")]
     keys = ("short_side", "mode", "crop", "stride", "pad_to", "tau", "names", "pamr")
     shared = {tuple(resolve_method(c)[k] for k in keys) for c in cells}
-    assert shared == {(336, "slide", 224, 112, 0, 40.0, "sclip", False)} and len(cells) == 6
+    assert shared == {(336, "slide", 224, 112, 0, 40.0, "sclip", False)} and len(cells) == 10  # 6 + issue 23's 4
     thresholds = {METHODS.get(c.row.method).benchmark_settings(c.method_options, "voc_21")["per_dataset"]
                   .get("prob_thd", 0.0) for c in cells}
     assert thresholds == {0.1}

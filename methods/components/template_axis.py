@@ -1,0 +1,158 @@
+"""The template axis: the 80 ImageNet templates, a single template, a file of one's own, or FLOSS's per-class
+experts (yasserben/FLOSS @ccf1d49, ICCV 2025), our own code from its facts.
+
+`templates:` values (`parse_templates`): "imagenet" (the 80 CLIP ImageNet templates, in OpenAI's order, which is
+FLOSS's template id order), "single" ("a sculpture of a {}."), a path ending in ".txt" (one template per line, each
+with exactly one "{}"), or "floss:<rankings.json>" (per-class experts from a rankings file).
+
+FLOSS, read from `mmseg/evaluation/metrics/entropy_metric.py` and `mmseg/models/segmentors/naclip/naclip.py`:
+- Ranking (`TemplateEntropy`): each template t alone builds the classifier of every class; on unlabelled images
+  of the benchmark's train split, for each class c, the softmax probability vectors of the pixels predicted as c
+  give a pixel-weighted mean entropy -sum p log(p + 1e-10) (per image the mean over its c pixels, weighted by
+  their count). Templates are ranked by ascending entropy; those that never predicted c (pixel share 0) are
+  dropped; the first `top_n` (4) are class c's experts.
+- Expert classifiers (`expert_text_embeddings`): expert c's classifier embeds *every* class name with class c's
+  expert templates (normalised, averaged, renormalised); the default classifier uses all 80.
+- Fusion (`expert_fusion`): expert c claims the pixels whose argmax under its classifier is c. A pixel claimed by
+  exactly one expert takes that expert's probability vector; by none, the default's; by several, the vector of the
+  claiming expert whose probability of its own class is highest (the first on ties).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from harness.errors import ConfigError
+
+from .text import IMAGENET_TEMPLATES, TEMPLATE_SETS
+
+FLOSS_TOP_N = 4  # naclip.py / dinoclip_inferencer.py default top_n
+ENTROPY_EPS = 1e-10
+
+
+def parse_templates(value: str) -> tuple[str, tuple[str, ...] | None]:
+    """-> (kind, templates): ("set", the set's templates), ("file", the file's), ("floss", None); ConfigError
+    naming `templates` otherwise."""
+    if not isinstance(value, str):
+        raise ConfigError(f"option templates must be a string, got {value!r}.")
+    if value in TEMPLATE_SETS:
+        return "set", TEMPLATE_SETS[value]
+    if value.startswith("floss:"):
+        if not value[len("floss:"):].endswith(".json"):
+            raise ConfigError(f"option templates={value!r}: FLOSS needs a rankings file, 'floss:<path>.json'.")
+        return "floss", None
+    if value.endswith(".txt"):
+        return "file", load_template_file(value)
+    raise ConfigError(f"option templates={value!r}: use one of {', '.join(TEMPLATE_SETS)}, a '.txt' file of "
+                      f"templates, or 'floss:<rankings>.json'.")
+
+
+def load_template_file(path: str | Path) -> tuple[str, ...]:
+    """One template per non-empty line, each with exactly one "{}"."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"option templates={str(path)!r}: no such file.")
+    lines = [line.strip() for line in p.read_text(encoding="utf-8").splitlines()]
+    out = tuple(line for line in lines if line)
+    bad = [i + 1 for i, line in enumerate(lines) if line and line.count("{}") != 1]
+    if not out or bad:
+        raise ConfigError(f"option templates={str(path)!r}: every line needs exactly one '{{}}' "
+                          f"({'empty file' if not out else f'lines {bad}'}).")
+    return out
+
+
+class TemplateEntropy:
+    """FLOSS's ranking statistics, accumulated image by image (module docstring)."""
+
+    def __init__(self, n_templates: int, n_classes: int) -> None:
+        self.sums = np.zeros((n_templates, n_classes))
+        self.counts = np.zeros((n_templates, n_classes))
+        self.total_pixels = 0.0
+
+    def add_image(self, probs_per_template: Sequence[Tensor]) -> None:
+        """probs_per_template[t]: (K, H, W) class probabilities of one image under template t alone."""
+        self.total_pixels += float(probs_per_template[0][0].numel())
+        for t, probs in enumerate(probs_per_template):
+            probs = probs.float()
+            pred = probs.argmax(0)
+            entropy = -(probs * torch.log(probs + ENTROPY_EPS)).sum(0)
+            for c in torch.unique(pred).tolist():
+                mask = pred == c
+                n = int(mask.sum())
+                self.sums[t, c] += float(entropy[mask].mean()) * n
+                self.counts[t, c] += n
+
+    def rankings(self) -> list[list[dict]]:
+        """Per class: [{"template_id", "entropy", "pixel_percentage"}] by ascending entropy (stable)."""
+        out = []
+        for c in range(self.sums.shape[1]):
+            rows = [{"template_id": t,
+                     "entropy": self.sums[t, c] / self.counts[t, c] if self.counts[t, c] else 0.0,
+                     "pixel_percentage": 100.0 * self.counts[t, c] / self.total_pixels if self.total_pixels else 0.0}
+                    for t in range(self.sums.shape[0])]
+            out.append(sorted(rows, key=lambda r: r["entropy"]))
+        return out
+
+    def experts(self, top_n: int = FLOSS_TOP_N) -> list[list[int]]:
+        return select_experts(self.rankings(), top_n)
+
+
+def select_experts(rankings: Sequence[Sequence[Mapping]], top_n: int = FLOSS_TOP_N) -> list[list[int]]:
+    """The first `top_n` template ids of each class among those with a pixel share > 0."""
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
+        raise ConfigError(f"option top_n must be an integer >= 1, got {top_n!r}.")
+    out = []
+    for c, ranking in enumerate(rankings):
+        ids = [int(r["template_id"]) for r in ranking if r["pixel_percentage"] > 0.0][:top_n]
+        if not ids:
+            raise ConfigError(f"FLOSS: class {c} was never predicted under any template on the ranking images: "
+                              f"it has no expert templates.")
+        out.append(ids)
+    return out
+
+
+def load_rankings(path: str | Path, class_names: Sequence[str]) -> list[list[dict]]:
+    """A rankings JSON in FLOSS's layout ({"classes": {name: {"entropy_ranking": [...]}}}), in class order."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"option templates='floss:{path}': no such rankings file.")
+    classes = json.loads(p.read_text(encoding="utf-8")).get("classes", {})
+    missing = [n for n in class_names if n not in classes or "entropy_ranking" not in classes[n]]
+    if missing:
+        raise ConfigError(f"option templates='floss:{path}': no entropy ranking for classes {missing}.")
+    return [list(classes[n]["entropy_ranking"]) for n in class_names]
+
+
+def expert_text_embeddings(encode: Callable[[list[str]], Tensor], names: Sequence[str],
+                           experts: Sequence[Sequence[int]],
+                           templates: Sequence[str] = IMAGENET_TEMPLATES) -> tuple[Tensor, Tensor]:
+    """encode(prompts) -> (P, D) text features. -> (expert classifiers (E, K, D), default classifier (K, D)),
+    each row the renormalised mean of the normalised embeddings of its templates."""
+    def classifier(template_ids: Sequence[int]) -> Tensor:
+        rows = []
+        for name in names:
+            feats = F.normalize(encode([templates[t].format(name) for t in template_ids]).float(), dim=-1)
+            rows.append(F.normalize(feats.mean(0), dim=-1))
+        return torch.stack(rows)
+
+    experts_t = torch.stack([classifier(ids) for ids in experts])
+    return experts_t, classifier(range(len(templates)))
+
+
+def expert_fusion(expert_probs: Tensor, default_probs: Tensor) -> Tensor:
+    """expert_probs (E, K, H, W) (expert e = class e), default_probs (K, H, W) -> fused (K, H, W)."""
+    n_experts = expert_probs.shape[0]
+    idx = torch.arange(n_experts, device=expert_probs.device)
+    claims = expert_probs.argmax(1) == idx[:, None, None]  # (E, H, W)
+    own = expert_probs[idx, idx]  # (E, H, W): each expert's probability of its own class
+    confidence = torch.where(claims, own, torch.full_like(own, -1.0))
+    chosen = confidence.argmax(0)  # the first maximum on ties, as the official strict '>' update
+    fused = expert_probs.gather(0, chosen[None, None].expand(1, *expert_probs.shape[1:]))[0]
+    return torch.where(claims.any(0)[None], fused, default_probs)
