@@ -10,6 +10,7 @@ segmenter (frozen CLIP, text embeddings, DINO for `proxy`).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,6 +20,7 @@ from harness.errors import ConfigError, DataError
 from harness.parts import option
 
 from .components.attention_rules import RULE_ALIASES, rule_names
+from .components.image_models import IMAGE_MODELS, ImageModel, describe_background
 from .components.last_block import KEEP_DROP, make_rule
 from .components.protocol_resize import POS_INTERPS, RESIZES
 from .components.queries import Decision
@@ -26,6 +28,7 @@ from .components.refinements import PAMRRefinement
 from .components.sliding import SlideConfig
 from .components.template_axis import parse_templates
 from .components.training_free_rules import KKGauss, Proxy
+from .components.window_coupling import COUPLINGS, WindowCoupling
 from .spec_base import SpecBase, part_option
 
 if TYPE_CHECKING:
@@ -57,7 +60,8 @@ class TrainingFreeSpec(SpecBase):
     """Everything that defines a training-free method (TRAINING_FREE_SPEC 1-2)."""
 
     builder: ClassVar[str] = "methods.pipelines.dense:build_training_free"
-    part_options: ClassVar[dict[str, str]] = {"attention": "attention"}
+    part_options: ClassVar[dict[str, str]] = {"attention": "attention", "image_model": "image-model",
+                                              "coupling": "coupling"}
     option_aliases: ClassVar[dict[str, str]] = {"ps": "attention"}  # the DeOP family's name of `attention`
 
     kind: str = option("training-free", "the pipeline", choices=("training-free",))
@@ -100,6 +104,12 @@ class TrainingFreeSpec(SpecBase):
     tau: float = part_option(Decision, "tau")
     prob_thd: float = part_option(Decision, "prob_thd")
     area_thd: float = part_option(Decision, "area_thd")
+    # The image side and how an image's windows are combined: parts whose options are their own fields
+    # (components/image_models.py, components/window_coupling.py); left out of the record at their defaults.
+    image_model: str = option("last-block", "the image side (a part of kind image-model)",
+                              choices=lambda: tuple(IMAGE_MODELS), omit_default=True)
+    coupling: str = option("independent", "how the windows of an image are combined (a part of kind coupling)",
+                           choices=lambda: tuple(COUPLINGS), omit_default=True)
     pamr: bool = False
     pamr_steps: int = part_option(PAMRRefinement, "steps")
     pamr_dilations: tuple[int, ...] = part_option(PAMRRefinement, "dilations")
@@ -122,6 +132,7 @@ class TrainingFreeSpec(SpecBase):
         if not self.pamr_dilations:
             raise ConfigError(f"option pamr_dilations must list integers >= 1, got {list(self.pamr_dilations)}.")
         self.rule()  # the rule's own options (sigma / beta / gamma ranges, an out-of-tree rule's)
+        self.image_model_part(), self.coupling_part()  # their options, checked by the parts
         self.slide_config()  # mode, crop, stride, pad_to, window_batch
         self.decision()  # tau, prob_thd, area_thd
         if self.needs_dino and self.residual == "keep":
@@ -146,6 +157,14 @@ class TrainingFreeSpec(SpecBase):
     def rule(self):
         """The last block's rule, its options from this spec (sigma, beta, gamma, or an out-of-tree rule's)."""
         return make_rule(self.attention, sigma=self.sigma, beta=self.beta, gamma=self.gamma, **self.extra_options)
+
+    def image_model_part(self) -> ImageModel:
+        """The selected image model, its options from ``extra_options`` (components/image_models.py)."""
+        return self.build_part("image_model")
+
+    def coupling_part(self) -> WindowCoupling:
+        """The selected window coupling, its options from ``extra_options`` (components/window_coupling.py)."""
+        return self.build_part("coupling")
 
     def refinement(self) -> PAMRRefinement | None:
         """The refinement of the logits (PAMR with this spec's steps and dilations), None when off."""
@@ -215,10 +234,18 @@ class TrainingFreeSpec(SpecBase):
         changed = {k: getattr(spec, k) for k in self.per_dataset.get(dataset, {})}
         return {"dataset": dataset, "names": spec.names if names is not None else "plain", "name_file": described,
                 "queries": len(names.queries) if names is not None else info.num_classes,
-                "background": info.has_background, "per_dataset": changed}
+                "background": info.has_background, "per_dataset": changed,
+                **({"background_decision": describe_background(spec.image_model_part(), spec)}
+                   if info.has_background else {})}
 
     def as_dict(self) -> dict[str, Any]:
-        return {**super().as_dict(), "pamr_dilations": list(self.pamr_dilations)}
+        out = {**super().as_dict(), "pamr_dilations": list(self.pamr_dilations)}
+        # the options of a selected image model or coupling, resolved (defaults included), so the record says
+        # what ran; read back by `resolve` as options of the selected parts
+        parts = {**self.image_model_part().options(), **self.coupling_part().options()}
+        if parts:
+            out["extra_options"] = {**parts, **out.get("extra_options", {})}
+        return out
 
     def preflight(self) -> list[str]:
         from .components.dino import dino_weights_problem
@@ -227,11 +254,15 @@ class TrainingFreeSpec(SpecBase):
         problems = [weights_problem(self.clip_arch, self.clip_weights)]
         if self.needs_dino:
             problems.append(dino_weights_problem(self.dino_arch, self.dino_weights))
+        if self.coupling_part().uses_dino() and not self.needs_dino:
+            problems.append(dino_weights_problem(self.dino_arch, self.dino_weights))
+        problems += self.image_model_part().weights_problems(self)
         return [p for p in problems if p]
 
     def build(self, name: str, env: MethodEnv, *, train: bool) -> Fitted:
         """Nothing trains: the frozen models; untrained (timing), missing CLIP weights fall back to random ones."""
-        return self.load_builder()(name, self, env, random_fallback=not train)
+        module, _, attr = self.image_model_part().builder.partition(":")  # the image model says its pipeline
+        return getattr(importlib.import_module(module), attr)(name, self, env, random_fallback=not train)
 
 
 # The SCLIP protocol (wangf3014/SCLIP @b56bd30 configs, mmseg 1.1.1): short side 336, windows 224/112, tau 40; a

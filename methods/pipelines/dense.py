@@ -1,9 +1,11 @@
 """The dense (proposal-free) pipeline of the training-free family (TRAINING_FREE_SPEC 2).
 
-Per image: resize to the short side (long side capped, aspect kept; cv2 on uint8 as mmseg, or torch), normalise with CLIP's statistics, slide
-windows (or take the whole image), per window the frozen CLIP with its last-block rule -> L2-normalised patch
-features -> cosine logits against the text queries -> bilinear upsampling to the window; logits averaged by
-per-pixel window count, upsampled bilinearly to the original size, optionally refined by PAMR (on the normalised
+Per image: resize to the short side (long side capped, aspect kept; cv2 on uint8 as mmseg, or torch), normalise
+with CLIP's statistics, slide windows (or take the whole image); every window of the image goes to the selected
+`coupling` part (components/window_coupling.py). The default, `independent`: per window the image model (the
+`image_model` part: the frozen CLIP with its last-block rule, or SC-CLIP's) -> L2-normalised patch features ->
+cosine logits against the text queries -> bilinear upsampling to the window; logits averaged by per-pixel window
+count (LPOSS's `label-propagation` couples the windows through one graph instead). Then upsampled bilinearly to the original size, optionally refined by PAMR (on the normalised
 image at the original size, as NACLIP), then softmax(tau * logits), max over synonyms, the background rules
 where the benchmark has a background class. `predict` returns (K, H0, W0) scores whose argmax is the decision.
 """
@@ -22,13 +24,12 @@ from harness.api import Fitted, Timer, TimingPrep, Vocabulary, no_timer
 from harness.errors import ConfigError
 
 from ..components.dino import DinoFeatures, build_dino
-from ..components.last_block import TrainingFreeCLIP
 from ..components.protocol_resize import resize_image
 from ..components.queries import QuerySet, class_probabilities, decide
-from ..components.sliding import slide_logits
 from ..components.template_axis import parse_templates
 from ..components.text import TextEncoder
 from ..components.weights import build_clip
+from ..components.window_coupling import ImageWindows
 from ..training_free_spec import TrainingFreeSpec
 
 
@@ -49,12 +50,15 @@ class DenseSegmenter(nn.Module):
                  dino: nn.Module | None = None) -> None:
         super().__init__()
         self.spec = spec
-        self.clip = TrainingFreeCLIP(clip_model, spec.rule(), spec.residual, spec.ffn, spec.remainder,
-                                     spec.pos_interp)
+        self.clip = spec.image_model_part().window_model(clip_model, spec)  # the image side (a part)
         self.text = text
-        self.dino = DinoFeatures(dino) if dino is not None else None
+        self.dino = DinoFeatures(dino) if dino is not None and spec.needs_dino else None
         if spec.needs_dino and dino is None:
             raise ValueError("attention 'proxy' needs a DINO model")
+        self.coupling = spec.coupling_part()  # how the windows of an image are combined (a part)
+        if self.coupling.uses_dino() and dino is None:
+            raise ValueError(f"coupling {self.coupling.name!r} needs a DINO model")
+        self.graph = self.coupling.graph_model(self.clip, dino)
         self.counts: dict[str, list[int]] = {}
 
     @property
@@ -135,12 +139,13 @@ class DenseSegmenter(nn.Module):
         with timer("preprocess"):
             size = protocol_size(h0, w0, spec.short_side, spec.max_long_side)
             if size != (h0, w0):
-                x = resize_image(image, size, spec.resize).to(self.device)  # cv2 (mmseg) or torch
+                raw = resize_image(image, size, spec.resize).to(self.device)  # cv2 (mmseg) or torch
             else:
-                x = image.to(self.device).float()[None]
-            x = self.clip.normalise(x)[0]
-        logits, n_windows = slide_logits(x, lambda crops: self.window_logits(crops, text, timer),
-                                         spec.slide_config(self.clip.patch_size[0]))
+                raw = image.to(self.device).float()[None]
+            x = self.clip.normalise(raw)[0]
+        windows = ImageWindows(x, raw, text, spec.slide_config(self.clip.patch_size[0]),
+                               lambda crops: self.window_logits(crops, text, timer), self.clip, self.graph)
+        logits, n_windows = self.coupling.combine(windows, timer)  # every window of the image at once
         with timer("postprocess"):
             logits = F.interpolate(logits[None], size=(h0, w0), mode="bilinear", align_corners=False)
             refinement = spec.refinement()  # PAMR (a part of kind refinement), None when off
@@ -168,7 +173,7 @@ def build_training_free(name: str, spec: TrainingFreeSpec, env, random_fallback:
         clip_record = {**clip_info.as_record(), "fallback": f"asked for {spec.clip_weights!r}: {exc}"}
     weights: dict[str, Any] = {"clip": clip_record, "stages": {}}  # training-free: no stage
     dino = None
-    if spec.needs_dino:
+    if spec.needs_dino or spec.coupling_part().uses_dino():
         try:
             dino, dino_info = build_dino(spec.dino_arch, spec.dino_weights, seed=env.seed)
             weights["dino"] = dino_info.as_record()

@@ -11,7 +11,6 @@ argmax decides. Timed stages: preprocess, text, dino, head (scores, cleaning, PA
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,59 +18,27 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.api import Fitted, Timer, TimingPrep, Vocabulary, no_timer
-from harness.errors import ConfigError
 
 from ..components.clip_dense import IMAGENET_MEAN_255, IMAGENET_STD_255
-from ..components.pamr import pamr
+from ..components.image_models import Talk2DINOImageModel
 from ..components.protocol_resize import resize_image
 from ..components.sliding import windows
 from ..components.talk2dino import (
-    DINOV2_ARCH,
-    DINOV2_TAG,
     DinoV2Patches,
     background_clean,
     build_dinov2,
     load_projection,
-    projection_problem,
     similarity_scores,
     text_embeddings,
 )
 from ..components.text import clip_tokenizer
-from ..extended_plugin import check_number
 from .dense import protocol_size
-
-TALK2DINO_PAMR_DILATIONS = (1, 2, 4, 8, 12, 24)
-
-
-@dataclass(frozen=True)
-class Talk2DINOOptions:
-    projection_weights: str = "weights/vitb_mlp_infonce.pth"  # the official file; "random" for tests/timing
-    dinov2_arch: str = DINOV2_ARCH
-    dinov2_weights: str = DINOV2_TAG
-    bg_thresh: float = 0.55  # VOC-21 (configs/voc_bg/eval_voc_bg_pamr.yml)
-    bg_clean: bool = True
-    lambda_bg: float = 0.2
-    text_templates: str = "talk2dino-7"  # recorded: TCL's sub_imagenet_template (7), not the spec's `templates`
-
-    def __post_init__(self) -> None:
-        check_number("bg_thresh", self.bg_thresh, 0.0, 1.0)
-        check_number("lambda_bg", self.lambda_bg, 0.0, 10.0)
-        if not isinstance(self.bg_clean, bool):
-            raise ConfigError(f"option bg_clean must be true or false, got {self.bg_clean!r}.")
-        if self.text_templates != "talk2dino-7":
-            raise ConfigError(f"option text_templates={self.text_templates!r}: Talk2DINO uses 'talk2dino-7'.")
-        for name in ("projection_weights", "dinov2_arch", "dinov2_weights"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"option {name} must be a string, got {getattr(self, name)!r}.")
-
-    def weights_problems(self, spec) -> list[str]:
-        return [projection_problem(self.projection_weights) or ""]
 
 
 class Talk2DINOSegmenter(nn.Module):
     """Frozen DINOv2, CLIP's text tower and the projection (a `harness.api.Segmenter`)."""
 
-    def __init__(self, spec, options: Talk2DINOOptions, dinov2: nn.Module, clip_model: nn.Module,
+    def __init__(self, spec, options: Talk2DINOImageModel, dinov2: nn.Module, clip_model: nn.Module,
                  projection: nn.Module) -> None:
         super().__init__()
         self.spec, self.options = spec, options
@@ -145,6 +112,7 @@ class Talk2DINOSegmenter(nn.Module):
             raw = raw.to(self.device)[0]
             x = ((raw[None] - self.pixel_mean) / self.pixel_std)[0]
         boxes = windows(*x.shape[-2:], spec.slide_config(0))
+        refinement = spec.refinement()  # the refinement part (PAMR), None when off
         total = x.new_zeros((text.shape[0], *x.shape[-2:]))
         count = x.new_zeros((1, *x.shape[-2:]))
         for b in boxes:
@@ -156,8 +124,8 @@ class Talk2DINOSegmenter(nn.Module):
                 if self.options.bg_clean:
                     s = background_clean(s, patches, maps, text, self.options.lambda_bg)
                 s = F.interpolate(s, size=(b.y2 - b.y1, b.x2 - b.x1), mode="bilinear", align_corners=True)
-                if spec.pamr and spec.pamr_steps > 0:
-                    s = pamr(raw[None, :, b.y1:b.y2, b.x1:b.x2], s, spec.pamr_steps, spec.pamr_dilations)
+                if refinement is not None:  # PAMR per window on its raw pixels, as apply_pamr
+                    s = refinement.refine(raw[None, :, b.y1:b.y2, b.x1:b.x2], s)
             total[:, b.y1:b.y2, b.x1:b.x2] += s[0]
             count[:, b.y1:b.y2, b.x1:b.x2] += 1
         with timer("postprocess"):
@@ -165,7 +133,7 @@ class Talk2DINOSegmenter(nn.Module):
         return scores, len(boxes)
 
 
-def build_talk2dino(name: str, spec, options: Talk2DINOOptions, env, random_fallback: bool) -> Fitted:
+def build_talk2dino(name: str, spec, env, random_fallback: bool = False) -> Fitted:
     """CLIP (text only), DINOv2 and the projection; with `random_fallback` (timing) missing weights become random
     ones, said so in the record. Random projection weights take the two models' widths."""
     from harness.errors import WeightsError
@@ -184,6 +152,7 @@ def build_talk2dino(name: str, spec, options: Talk2DINOOptions, env, random_fall
             weights[part] = {**info.as_record(), "fallback": f"asked for {asked!r}: {exc}"}
         return model
 
+    options = spec.image_model_part()  # Talk2DINO's options (components/image_models.py)
     weights: dict[str, Any] = {"stages": {}}
     clip_model = load("clip", lambda w: build_clip(spec.clip_arch, w, "cpu", seed=env.seed), spec.clip_weights)
     dinov2 = load("dinov2", lambda w: build_dinov2(options.dinov2_arch, w, seed=env.seed), options.dinov2_weights)

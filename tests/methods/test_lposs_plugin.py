@@ -27,9 +27,10 @@ def env(tmp_path):
 
 def test_options_recorded_and_checked():
     spec = LPOSS.resolve({})
-    assert (spec["clip_weights"], spec["k"], spec["alpha"], spec["pixel_refine"]) == ("laion2b_s34b_b88k", 400, 0.95,
-                                                                                        False)
-    assert LPOSS_PLUS.resolve({})["pixel_refine"] is True and spec["pos_interp"] == "size"
+    part = spec["extra_options"]  # the label-propagation coupling's options, resolved
+    assert (spec["coupling"], spec["clip_weights"], part["k"], part["alpha"], part["pixel_refine"]) == (
+        "label-propagation", "laion2b_s34b_b88k", 400, 0.95, False)
+    assert LPOSS_PLUS.resolve({})["extra_options"]["pixel_refine"] is True and spec["pos_interp"] == "size"
     for bad, key in (({"k": 0}, "k"), ({"alpha": 1.0}, "alpha"), ({"solver": "cupy"}, "solver"),
                      ({"graph_features": "dinov2"}, "graph_features"), ({"pixel_refine": 1}, "pixel_refine")):
         with pytest.raises(ConfigError, match=key):
@@ -52,7 +53,7 @@ def test_joint_window_logits_are_the_components_composed(tmp_path):
     crops = torch.stack([x[:, b.y1:b.y2, b.x1:b.x2] for b in boxes])
     feats = F.normalize(F.interpolate(seg.clip(crops), size=(4, 4), mode="bilinear"), dim=1)  # p16 -> p8 grid
     seeds = torch.einsum("bdhw,qd->bhwq", feats, text).reshape(-1, 3)
-    nodes = seg.graph_features(crops).permute(0, 2, 3, 1).reshape(-1, 32)
+    nodes = seg.graph(crops).permute(0, 2, 3, 1).reshape(-1, 32)
     graph = normalise_graph(knn_graph(nodes, patch_centres([(b.y1, b.x1, 4, 4) for b in boxes], 8), k=12,
                                       gamma=3.0, sigma=0.01))
     out = propagate(graph, seeds, alpha=0.95, iters=10).reshape(len(boxes), 4, 4, 3).permute(0, 3, 1, 2)
@@ -90,7 +91,7 @@ def test_clip_values_stand_in_and_lposs_plus(tmp_path):
     c = tokens.shape[-1]
     v = block.ln_1(tokens) @ block.attn.in_proj_weight[2 * c:].T + block.attn.in_proj_bias[2 * c:]
     expected = F.normalize(v[:, 1:], dim=-1).transpose(1, 2).reshape(2, c, *grid)
-    torch.testing.assert_close(seg.graph_features(crops), expected)
+    torch.testing.assert_close(seg.graph(crops), expected)
     image = torch.randint(0, 256, (3, 40, 56), generator=torch.Generator().manual_seed(3), dtype=torch.uint8)
     scores = seg.predict(image, Vocabulary(NAMES, dataset="synthetic_coco"))
-    assert scores.shape == (3, 40, 56) and torch.isfinite(scores).all() and seg.dino is None
+    assert scores.shape == (3, 40, 56) and torch.isfinite(scores).all() and seg.dino is None and seg.graph.dino_model is None

@@ -23,10 +23,11 @@ def env(tmp_path):
 
 def test_options_are_recorded_and_checked():
     spec = SCCLIP.resolve(TINY)
-    assert spec["last_block"] == "scclip" and spec["pre_layer"] == 2 and spec["res_cls"] == 0.3
+    part = spec["extra_options"]  # the scclip image model's options, resolved
+    assert spec["image_model"] == "scclip" and part["pre_layer"] == 2 and part["res_cls"] == 0.3
     assert spec["per_dataset"]["voc_21"] == {"tau": 50.0, "prob_thd": 0.15, "area_thd": 0.1}
     assert (spec["pos_interp"], spec["resize"]) == ("scale-factor", "cv2")
-    for bad, key in (({"pre_layer": 2}, "go together"), ({"beta": 1.5}, "beta"), ({"lof": "iforest"}, "lof"),
+    for bad, key in (({"pre_layer": 2}, "go together"), ({"agg_beta": 1.5}, "agg_beta"), ({"lof": "iforest"}, "lof"),
                      ({"lof_k": 0}, "lof_k"), ({"pre_layr": 1}, "did you mean 'pre_layer'")):
         with pytest.raises(ConfigError, match=key):
             SCCLIP.resolve({**{k: v for k, v in TINY.items() if not k.endswith("layer")}, **bad})

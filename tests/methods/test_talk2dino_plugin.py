@@ -27,7 +27,8 @@ def env(tmp_path):
 
 def test_options_and_the_missing_projection(tmp_path):
     spec = TALK2DINO.resolve({})
-    assert (spec["bg_thresh"], spec["crop"], spec["stride"], spec["pamr_dilations"]) == (0.55, 448, 224,
+    assert spec["image_model"] == "talk2dino"
+    assert (spec["extra_options"]["bg_thresh"], spec["crop"], spec["stride"], spec["pamr_dilations"]) == (0.55, 448, 224,
                                                                                         [1, 2, 4, 8, 12, 24])
     assert any("vitb_mlp_infonce.pth" in p for p in TALK2DINO.preflight({"clip_weights": "random",
                                                                           "dinov2_weights": "random"}))
