@@ -151,18 +151,18 @@ class LabelPropagation(WindowCoupling):
         crops = torch.stack([x[:, b.y1:b.y2, b.x1:b.x2] for b in boxes])
         with timer("clip"):
             feats = windows.features(crops)
-        with timer("graph"):
+        with timer("graph"):  # the graph model's forward and the kNN graph: independent of the vocabulary
             nodes = windows.graph(crops)
-        with timer("propagation"):
             gh, gw = nodes.shape[-2:]
-            if feats.shape[-2:] != (gh, gw):  # window-model features to the graph's grid, then renormalised
-                feats = F.normalize(F.interpolate(feats, size=(gh, gw), mode="bilinear", align_corners=False), dim=1)
-            seeds = torch.einsum("bdhw,qd->bhwq", feats.float(), text.float()).reshape(-1, text.shape[0])
             node_feats = nodes.permute(0, 2, 3, 1).reshape(-1, nodes.shape[1])
             patch = round(crops.shape[-2] / gh)
             centres = patch_centres([(b.y1, b.x1, gh, gw) for b in boxes], patch)
             w_norm = normalise_graph(knn_graph(node_feats, centres, k=self.k, gamma=self.graph_gamma,
                                                sigma=self.graph_sigma, dist_pow=self.dist_pow))
+        with timer("propagation"):  # one CG solve per query (and LPOSS+'s pixel pass): grows with the vocabulary
+            if feats.shape[-2:] != (gh, gw):  # window-model features to the graph's grid, then renormalised
+                feats = F.normalize(F.interpolate(feats, size=(gh, gw), mode="bilinear", align_corners=False), dim=1)
+            seeds = torch.einsum("bdhw,qd->bhwq", feats.float(), text.float()).reshape(-1, text.shape[0])
             scores = propagate(w_norm, seeds, alpha=self.alpha, iters=self.iters, tol=self.tol, solver=self.solver)
             scores = scores.reshape(len(boxes), gh, gw, -1).permute(0, 3, 1, 2)
             total = scores.new_zeros((scores.shape[1], *x.shape[-2:]))
