@@ -133,12 +133,13 @@ def tqdm_display(desc: str, position: int = 1) -> tuple[Callable[[StepProgress],
     from tqdm import tqdm
 
     bar = tqdm(total=0, desc=desc, position=position, leave=False, unit="step",
-               bar_format="{desc}: {n_fmt}/{total_fmt} steps |{bar}| {elapsed} elapsed, {postfix}")
+               bar_format="{desc}: {n_fmt}/{total_fmt} steps |{bar}| {elapsed} elapsed{postfix}")
 
     def show(progress: StepProgress) -> None:
         bar.total = progress.total
         bar.n = progress.done
-        bar.set_postfix_str(f"ETA {format_seconds(progress.eta_s())}; {progress.label or 'done'}", refresh=False)
+        label = f"; {progress.label}" if progress.label else ""  # between steps: none running
+        bar.set_postfix_str(f"ETA {format_seconds(progress.eta_s())}{label}", refresh=False)
         bar.refresh()
 
     return show, bar.close
