@@ -3,8 +3,9 @@
 A group of speed cells is timed together: building each method, warming each up, the timed rounds, the
 instrumented passes and the FLOP counts take seconds to minutes each, so neither a count of finished cells nor
 tqdm's rate (elapsed / steps done) says how long is left. `StepProgress` knows the plan (how many steps of each
-kind), times every step as it runs, and estimates what is left from the measured mean of the finished steps of
-the same kind; a kind with none finished yet is estimated from a declared proxy (a timed round costs about the
+kind), times every step as it runs, and estimates what is left from the measured median of the finished steps
+of the same kind (the median: one step with a one-off cost, such as the first method's warm-up encoding the
+text embeddings every later method shares, does not stretch the estimate of all the others); a kind with none finished yet is estimated from a declared proxy (a timed round costs about the
 warm-ups of every method; an instrumented pass about a round), and while some remaining kind has neither, the
 ETA is unknown (None): never a guess from the count of steps. The measured totals per kind (`phases_s`) are
 what the speed records report as where a group's time went.
@@ -12,6 +13,7 @@ what the speed records report as where a group's time went.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -81,10 +83,11 @@ class StepProgress:
         self._show()
 
     def estimate_s(self, kind: str, _seen: frozenset[str] = frozenset()) -> float | None:
-        """Seconds one step of ``kind`` is expected to take: the mean of its finished steps, else its proxy's."""
+        """Seconds one step of ``kind`` is expected to take: the median of its finished steps, else its
+        proxy's."""
         finished = self.durations[kind]
         if finished:
-            return sum(finished) / len(finished)
+            return statistics.median(finished)
         if kind in self.proxies and kind not in _seen:
             other, factor = self.proxies[kind]
             base = self.estimate_s(other, _seen | {kind})

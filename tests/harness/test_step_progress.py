@@ -79,6 +79,18 @@ def test_a_budget_cut_drops_the_rounds_not_run():
     assert progress.eta_s() == pytest.approx(7 + 2 * 5)
 
 
+def test_one_slow_step_does_not_stretch_the_estimate_of_its_kind():
+    # The first training-free method's warm-up also encodes the text the others reuse: 600 s against 10-12 s.
+    clock = FakeClock()
+    progress = StepProgress({"warm-up": 4, "round": 2}, proxies={"round": ("warm-up", 4)}, clock=clock)
+    for seconds in (10, 600, 12):
+        progress.begin("warm-up", "w")
+        clock.advance(seconds)
+    progress.end()
+    assert progress.estimate_s("warm-up") == 12  # the median of 10, 600, 12
+    assert progress.eta_s() == pytest.approx(12 + 2 * 4 * 12)
+
+
 def test_unknown_kind_and_seconds_format():
     progress = StepProgress({"round": 1}, clock=FakeClock())
     with pytest.raises(ValueError, match="not in the plan"):
