@@ -31,9 +31,10 @@ from harness.errors import ConfigError
 
 NACLIP_STEPS = 10
 NACLIP_DILATIONS = (8, 16)
-# Bytes of padded mask refined together: a chunk and its second buffer within a core's L2 (1 MiB of 2 here),
-# at least one channel.
-CHUNK_BYTES = 1 << 20
+# Bytes of padded mask refined together: 4 channels at 480x640. Small enough to stay in cache (one thread: 1, 2
+# and 4 channels within 10% of each other, 8 about 30% slower), large enough that each op's thread fork/join is
+# negligible (2 threads on a loaded machine: 1 channel per chunk was several times slower). At least one channel.
+CHUNK_BYTES = 6 << 20
 
 
 def _offsets(dilations: Sequence[int], centre: bool) -> list[tuple[int, int, int]]:
