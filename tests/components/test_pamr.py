@@ -129,3 +129,18 @@ def test_replicate_border_matches_torch_replicate_padding():
     buffer[..., pad:pad + 4, pad:pad + 5] = interior
     pamr_module._replicate_border(buffer, pad)
     assert torch.equal(buffer, F.pad(interior, [pad] * 4, mode="replicate"))
+
+
+def test_chunks_spread_over_threads_are_bit_identical_and_the_thread_count_is_restored(monkeypatch):
+    gen = torch.Generator().manual_seed(3)
+    image = torch.randn(1, 3, 40, 44, generator=gen)
+    mask = torch.randn(1, 9, 10, 11, generator=gen)
+    monkeypatch.setattr(pamr_module, "CHUNK_BYTES", 4 * 2 * (40 + 32) * (44 + 32))  # 2 channels a chunk: 5 chunks
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ours = pamr(image, mask, steps=3, dilations=(8, 16))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(ours, whole_mask_pamr(image, mask, 3, (8, 16)))
