@@ -101,18 +101,20 @@ def pamr(image: Tensor, mask: Tensor, steps: int = NACLIP_STEPS, dilations: Sequ
     # Chunks share out the threads, each op on one thread: thousands of small ops each forking and joining every
     # thread cost little on a quiet CPU but several times the work on a loaded one (480x640, 171 channels, 2
     # threads, load average 7: 87-90 s with 2-thread ops, 10-11 s with one chunk per thread; bit-identical either way).
+    modes = (torch.is_inference_mode_enabled(), torch.is_grad_enabled())  # thread-local: the workers take ours
     torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda c0: _one_thread(refine, c0), starts))
+            list(pool.map(lambda c0: _one_thread(modes, refine, c0), starts))
     finally:
         torch.set_num_threads(threads)
     return out.to(out_dtype)
 
 
-def _one_thread(fn, *args) -> None:
+def _one_thread(modes: tuple[bool, bool], fn, *args) -> None:
     torch.set_num_threads(1)  # this worker thread's own OpenMP setting
-    fn(*args)
+    with torch.inference_mode(modes[0]), torch.set_grad_enabled(modes[1]):
+        fn(*args)
 
 
 def _replicate_border(padded: Tensor, pad: int) -> None:
