@@ -330,9 +330,14 @@ def run_suite(suite: Suite, ctx: RunContext, force: bool = False, only: str | No
             continue
         notes[cell.id] = note
         to_run.append(cell)
+    groups = _groups(to_run)
+    # Cells timed together finish together after minutes of steps: a per-cell rate makes no ETA there (issue 28);
+    # such a group shows its own bar of steps with an ETA from the measured ones.
+    bar_format = (None if all(len(g) == 1 for g in groups)
+                  else "{l_bar}{bar}| {n_fmt}/{total_fmt} cells [{elapsed}]{postfix}")
     bar = tqdm(total=len(to_run), desc=f"{suite.name} [{suite.profile}]", unit="cell", disable=not ctx.progress,
-               leave=True)
-    for group in _groups(to_run):
+               leave=True, bar_format=bar_format)
+    for group in groups:
         bar.set_postfix_str(group[0].id if len(group) == 1 else f"{len(group)} cells of "
                             f"{group[0].benchmark.name}/{group[0].setting.name}, timed together")
         specs = [resolve_method(cell) for cell in group]

@@ -78,10 +78,12 @@ def time_interleaved(fns: Sequence[Callable[[Any], Any]], inputs: Sequence[Any],
                      shape_of: Callable[[Any], Any] | None = None,
                      progress: Callable[[int, int], None] | None = None,
                      before_round: Callable[[int], None] | None = None,
+                     before_warmup: Callable[[int], None] | None = None,
                      ) -> tuple[list[Timing], dict[int, Exception]]:
     """Time every ``fn(x)`` for every x in ``inputs``, round by round: in round r each fn runs over all inputs,
     in an order rotated by r. ``repeats`` rounds, fewer once ``budget_s`` per fn is spent (>= 1 round).
-    ``before_round(r)`` runs untimed before each round (e.g. a peak sample). A fn that raises drops out; its
+    ``before_round(r)`` runs untimed before each round (e.g. a peak sample), ``before_warmup(i)`` before fn i's
+    warm-up (e.g. a progress step). A fn that raises drops out; its
     exception is returned by index, the others go on. Returns (one Timing per fn, failures)."""
     failures: dict[int, Exception] = {}
 
@@ -94,6 +96,8 @@ def time_interleaved(fns: Sequence[Callable[[Any], Any]], inputs: Sequence[Any],
             return False
 
     for i in range(len(fns)):  # warm-up covers every input shape, method by method
+        if before_warmup:
+            before_warmup(i)
         seen_shapes = set()
         for x in inputs:
             shape = shape_of(x) if shape_of else id(x)

@@ -18,9 +18,14 @@ import torch
 from .. import speed, speed_prep
 from ..api import Cell, CellResult, MethodEnv, RunContext, TimingPrep
 from ..data import get_info
+from ..progress import StepProgress, tqdm_display
 from .common import method_plugin, vocabulary
 from .throughput import images_needed, same_size
 
+# Before a step of a kind has finished, its cost in another kind's steps (StepProgress): an instrumented pass is a
+# round with syncs; a FLOP count about one warm-up. (A timed round runs every method over the images: about all
+# the warm-ups, one call per shape each, the first calls' costs aside; set per group.)
+STEP_PROXIES = {"pass": ("round", 1.0), "flops": ("warm-up", 1.0)}
 PEAK_SAMPLE_S = 0.2  # one matmul sample of the CPU peak, taken before every timed and instrumented round
 STAGES_NOTE = ("stages are timed separately from the headline (instrumented passes, median of breakdown_passes); "
                "they need not sum to ms_per_image")
@@ -58,6 +63,7 @@ class _Method:
         self.passes: list[list[dict[str, float]]] = []  # per instrumented pass: per batch, stage -> ms per image
         self.counts: dict[str, list[int]] = {}
         self.flops: dict[str, int] = {}
+        self.phases_s: dict[str, float] = {}  # this method's build, warm-up and FLOP count (wall seconds)
 
 
 class GroupTiming:
@@ -73,6 +79,21 @@ class GroupTiming:
     # ------------------------------------------------------------------------------------------ steps
 
     def run(self) -> list[CellResult | Exception]:
+        """Build, warm up, time, break down and count; one result (or exception) per cell. Every step shows on a
+        progress bar of the group's steps, its ETA from the steps measured so far (`harness.progress`)."""
+        n, first = len(self.cells), self.cells[0]
+        passes = self.opts["breakdown_passes"] if self.opts["breakdown"] else 0
+        show, close = (tqdm_display(f"  {first.benchmark.name}/{first.setting.name} ({n} methods)")
+                       if self.ctx.progress else (None, lambda: None))
+        self.steps = StepProgress({"build": n, "warm-up": n, "round": self.opts["repeats"], "pass": passes,
+                                   "flops": n if passes else 0},
+                                  proxies={"round": ("warm-up", float(n)), **STEP_PROXIES}, show=show)
+        try:
+            return self._run()
+        finally:
+            close()
+
+    def _run(self) -> list[CellResult | Exception]:
         opts, device = self.opts, self.device
         self.tf32 = speed.set_tf32(opts["tf32"])
         info = get_info(opts["classes"])
@@ -109,6 +130,7 @@ class GroupTiming:
                           compile=self.opts["compile"], precision=self.opts["precision"])
         methods: list[_Method | None] = []
         for i, cell in enumerate(self.cells):
+            self.steps.begin("build", f"build {cell.row.method}")
             env = MethodEnv(train_dataset=self.opts["classes"], data_root=self.ctx.data_root,
                             cache_dir=self.ctx.cache_dir, device=str(self.device), seed=self.opts["seed"],
                             progress=self.ctx.progress, log=self.ctx.log)
@@ -121,6 +143,10 @@ class GroupTiming:
             except Exception as exc:  # noqa: BLE001 - this cell fails, the others of the group are still timed
                 self.results[i] = exc
                 methods.append(None)
+        self.steps.end()
+        for m, seconds in zip(methods, self.steps.durations["build"]):
+            if m is not None:
+                m.phases_s["build"] = seconds
         return methods
 
     def _infer(self, m: _Method, batch, timer=None, grad_mode=torch.inference_mode, cache: bool = True):
@@ -137,14 +163,9 @@ class GroupTiming:
             dtype = speed.peak_dtype(self.device, self.opts["precision"])
             self.peaks.append(speed.matmul_peak_tflops(self.device, dtype, seconds=PEAK_SAMPLE_S))
 
-    def _progress(self, what: str):
-        def report(done: int, total: int) -> None:
-            if self.ctx.progress:
-                from tqdm import tqdm
-
-                tqdm.write(f"  {self.cells[0].benchmark.name}/{self.cells[0].setting.name} ({len(self.cells)} "
-                           f"methods): {what} {done} of {total}")
-        return report
+    def _begin_round(self, r: int) -> None:
+        self.steps.begin("round", f"timed round {r + 1} of {self.opts['repeats']}")
+        self._sample_peak()
 
     def _time(self, methods: list[_Method | None]) -> dict[int, speed.Timing]:
         live = [m for m in methods if m is not None]
@@ -152,7 +173,12 @@ class GroupTiming:
         timings, failures = speed.time_interleaved(
             fns, self.batches, self.device, warmup_rounds=self.opts["warmup"], repeats=self.opts["repeats"],
             budget_s=self.opts["budget_s"], shape_of=lambda bt: tuple(tuple(im.shape) for im in bt),
-            progress=self._progress("timed round"), before_round=self._sample_peak)
+            progress=lambda _done, _total: self.steps.end(), before_round=self._begin_round,
+            before_warmup=lambda i: self.steps.begin("warm-up", f"warm up {live[i].cell.row.method}"))
+        self.steps.drop("warm-up")  # the methods that failed to build are not warmed up
+        self.steps.drop("round")  # rounds a time budget cut (none when every planned round ran)
+        for m, seconds in zip(live, self.steps.durations["warm-up"]):
+            m.phases_s["warm-up"] = seconds
         for j, exc in failures.items():
             self.results[methods.index(live[j])] = exc
         for m in live:
@@ -169,9 +195,9 @@ class GroupTiming:
 
     def _breakdown(self, live: list[_Method]) -> None:
         """Instrumented passes, interleaved like the timed rounds, then one FLOP-counting pass per method."""
-        b = self.opts["batch_size"]
-        report = self._progress("instrumented pass")
-        for p in range(self.opts["breakdown_passes"]):
+        b, n_passes = self.opts["batch_size"], self.opts["breakdown_passes"]
+        for p in range(n_passes):
+            self.steps.begin("pass", f"instrumented pass {p + 1} of {n_passes}")
             self._sample_peak()
             for m in [live[(j + p) % len(live)] for j in range(len(live))]:
                 per_batch, counts = [], {}
@@ -183,14 +209,17 @@ class GroupTiming:
                         counts.setdefault(key, []).extend(values)
                 m.passes.append(per_batch)
                 m.counts = counts
-            report(p + 1, self.opts["breakdown_passes"])
         for m in live:
+            self.steps.begin("flops", f"count FLOPs of {m.cell.row.method}")
             # FLOPs of the first batch only: counting dispatches every op through Python; the other images
             # differ only in size and N'.
             counter = speed.StageTimer(self.device, count_flops=True)
             with speed.no_grad_params(m.segmenter):
                 self._infer(m, self.batches[0], counter, grad_mode=torch.no_grad)
             m.flops = dict(counter.flops)
+        self.steps.drop("flops")  # the methods not measured are not counted
+        for m, seconds in zip(live, self.steps.durations["flops"]):
+            m.phases_s["flops"] = seconds
 
     # ------------------------------------------------------------------------------------------ records
 
@@ -204,6 +233,8 @@ class GroupTiming:
             "mode": "latency" if b == 1 else "throughput", "precision": opts["precision"],
             "channels_last": opts["channels_last"], "fold_norms": opts["fold_norms"], "compile": opts["compile"],
             "prepared": m.prepared,
+            # where the group's wall time went (issue 28): this method's own steps, and the group's per kind
+            "phases_s": dict(m.phases_s), "group_phases_s": self.steps.phases_s,
             "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "threads": torch.get_num_threads(), "text_cached": True, **self.tf32,

@@ -1,4 +1,5 @@
-"""PAMR pinned against an independent per-pixel loop and a case computed by hand."""
+"""PAMR pinned against an independent per-pixel loop, a case computed by hand, and (bit for bit) the whole-mask
+implementation it replaced (issue 28), kept here as the reference."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from harness.errors import ConfigError
-from methods.components.pamr import pamr
+from methods.components import pamr as pamr_module
+from methods.components.pamr import pamr, pamr_affinity
 
 
 def loop_pamr(image, mask, steps, dilations):
@@ -76,3 +79,70 @@ def test_options_are_checked():
         pamr(torch.zeros(1, 3, 4, 4), torch.zeros(1, 1, 4, 4), steps=-1)
     with pytest.raises(ConfigError, match="dilations"):
         pamr(torch.zeros(1, 3, 4, 4), torch.zeros(1, 1, 4, 4), dilations=(0,))
+
+
+def whole_mask_pamr(image, mask, steps, dilations):
+    """The implementation before issue 28 (commit 3b19463), verbatim but for names: every step pads the whole
+    mask once per dilation and accumulates a * shifted over the neighbours, one full-size product at a time."""
+    def offsets(centre):
+        return [(d, dy * d, dx * d) for d in dilations for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                if centre or (dy, dx) != (0, 0)]
+
+    def shifted(padded, d, dy, dx, size):
+        h, w = size
+        return padded[d][..., d + dy:d + dy + h, d + dx:d + dx + w]
+
+    def replicate_padded(t):
+        return {d: F.pad(t, [d] * 4, mode="replicate") for d in dict.fromkeys(dilations)}
+
+    image = image.float()
+    size = tuple(image.shape[-2:])
+    mask = F.interpolate(mask.float(), size=size, mode="bilinear", align_corners=True)
+    affinity = pamr_affinity(image, dilations)
+    for _ in range(steps):
+        padded = replicate_padded(mask)
+        refined = torch.zeros_like(mask)
+        for p, offset in enumerate(offsets(centre=False)):
+            refined += affinity[:, p:p + 1] * shifted(padded, *offset, size)
+        mask = refined
+    return mask
+
+
+@pytest.mark.parametrize(("chunk_channels", "dilations"), [(1, (8, 16)), (3, (8, 16)), (64, (1, 2)), (2, (3,))])
+def test_chunked_refinement_is_bit_identical_to_the_whole_mask_one(monkeypatch, chunk_channels, dilations):
+    # NACLIP's dilations on an image smaller than twice the padding (the border fill is exercised), and chunks
+    # that do and do not divide the channel count.
+    gen = torch.Generator().manual_seed(1)
+    image = torch.randn(2, 3, 37, 45, generator=gen)
+    mask = torch.randn(2, 7, 9, 12, generator=gen)
+    padded = (37 + 2 * max(dilations)) * (45 + 2 * max(dilations))
+    monkeypatch.setattr(pamr_module, "CHUNK_BYTES", 4 * 2 * padded * chunk_channels)
+    ours = pamr(image, mask, steps=4, dilations=dilations)
+    assert torch.equal(ours, whole_mask_pamr(image, mask, 4, dilations))
+
+
+def test_replicate_border_matches_torch_replicate_padding():
+    gen = torch.Generator().manual_seed(2)
+    interior = torch.randn(2, 3, 4, 5, generator=gen)
+    pad = 6  # wider than the interior: every border value is a clamped copy
+    buffer = torch.full((2, 3, 4 + 2 * pad, 5 + 2 * pad), float("nan"))
+    buffer[..., pad:pad + 4, pad:pad + 5] = interior
+    pamr_module._replicate_border(buffer, pad)
+    assert torch.equal(buffer, F.pad(interior, [pad] * 4, mode="replicate"))
+
+
+def test_chunks_spread_over_threads_are_bit_identical_and_the_thread_count_is_restored(monkeypatch):
+    gen = torch.Generator().manual_seed(3)
+    image = torch.randn(1, 3, 40, 44, generator=gen)
+    mask = torch.randn(1, 9, 10, 11, generator=gen)
+    monkeypatch.setattr(pamr_module, "CHUNK_BYTES", 4 * 2 * (40 + 32) * (44 + 32))  # 2 channels a chunk: 5 chunks
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ours = pamr(image, mask, steps=3, dilations=(8, 16))
+        with torch.inference_mode():  # as the speed task calls it: the worker threads must run in it too
+            inferred = pamr(image, mask, steps=3, dilations=(8, 16))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(ours, whole_mask_pamr(image, mask, 3, (8, 16))) and torch.equal(inferred, ours)

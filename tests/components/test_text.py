@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import open_clip
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch.nn.functional as F
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
 from harness.errors import ConfigError
+from methods.components import text as text_module
 from methods.components.text import IMAGENET_TEMPLATES, VILD_TEMPLATES, TextEncoder
 from methods.components.weights import build_clip
 
@@ -160,3 +163,23 @@ def test_bad_arguments_raise_config_errors(clip):
         TextEncoder(clip, "templates", n_ctx=4)
     with pytest.raises(ConfigError, match="too long"):
         TextEncoder(clip, "learnable", n_ctx=70)(["a very long class name indeed"])
+
+
+def test_template_embeddings_are_shared_between_encoders_of_equal_weights(monkeypatch):
+    # Two CLIPs built apart from the same seed (two methods of a speed group): the second encoder is served the
+    # first one's embeddings, equal to what it computes itself; a changed weight or template set is a miss.
+    monkeypatch.setattr(text_module, "SHARED_TEMPLATE_CACHE", OrderedDict())
+    first = TextEncoder(build_clip("tiny-vit-p16", "random", seed=5)[0], "templates", templates="vild")
+    second = TextEncoder(build_clip("tiny-vit-p16", "random", seed=5)[0], "templates", templates="vild")
+    with torch.no_grad():
+        a = first(NAMES)
+        b = second(NAMES)
+        assert b is a and second.shared_hits == 1 and first.shared_hits == 0
+        assert torch.equal(second._encode(tuple(n.strip() for n in NAMES)), a)
+        other_templates = TextEncoder(build_clip("tiny-vit-p16", "random", seed=5)[0], "templates",
+                                      templates="single")(NAMES)
+        assert other_templates.shape == a.shape and not torch.equal(other_templates, a)
+        second.ln_final.weight.add_(0.5)  # in place: a new version, a new digest
+        changed = second(NAMES)
+    assert second.shared_hits == 1 and not torch.equal(changed, a)
+    assert len(text_module.SHARED_TEMPLATE_CACHE) == 3

@@ -105,10 +105,33 @@ def test_speed_suite_smoke_profile(tmp_path, capsys):
         assert speed["peak_tflops"] == max(speed["peak_samples_tflops"]) and isinstance(speed["flags"], dict)
         assert speed["images"].startswith("synthetic")
     assert len(records["simbaseline"]["speed"]["crops_per_image"]) == 2  # N' per image
+    # where the group's time went (issue 28): each method's build, warm-up and FLOP count, the group's per kind
+    group = records["deop"]["speed"]["group_phases_s"]
+    assert set(group) == {"build", "warm-up", "round", "pass", "flops"}
+    assert all(r["speed"]["group_phases_s"] == group for r in records.values())
+    for kind in ("build", "warm-up", "flops"):
+        assert group[kind] == pytest.approx(sum(r["speed"]["phases_s"][kind] for r in records.values()))
+    # the timed rounds hold at least the timed calls (two images per method per round)
+    assert group["round"] >= sum(r["speed"]["ms_per_image"] for r in records.values()) * 2 * 2 / 1000 * 0.5
     # training-free: CLIP windows per image (48x64 and 64x48 at short side 48, windows 32/16: 2x3 and 3x2)
     assert records["naclip"]["speed"]["windows_per_image"] == [6, 6]
     assert records["proxyclip"]["speed"]["stage_gmac"]["dino"] > 0  # DINO timed and counted on its own
     assert "x SimBaseline" in capsys.readouterr().out
+
+
+def test_speed_group_shows_its_steps_with_an_eta(tmp_path, capsys):
+    out = tmp_path / "speed"
+    code = main(["run", "suites/speed.yaml", "--profile", "smoke", "--out", str(out),
+                 "--only", "vit-b16/matched/clip,vit-b16/matched/maskclip",
+                 "--set", "benchmarks.vit-b16.options.repeats=1", "--set", "benchmarks.vit-b16.options.breakdown_passes=1"])
+    assert code == 0
+    err = capsys.readouterr().err
+    # 2 builds + 2 warm-ups + 1 round + 1 pass + 2 FLOP counts; the ETA is known once a warm-up was measured
+    for shown in ("0/8 steps", "build clip", "warm up maskclip", "timed round 1 of 1", "instrumented pass 1 of 1",
+                  "count FLOPs of maskclip", "7/8 steps", "ETA ?; build maskclip"):
+        assert shown in err, shown
+    assert "ETA 0:0" in err  # once measured: seconds, never hours per cell
+    assert "cells [" in err and "cell/s" not in err  # the runner's bar: no per-cell rate or ETA for a group
 
 
 def test_vit_l_cells_are_not_run_on_a_cpu_by_default(tmp_path, capsys):
