@@ -130,10 +130,7 @@ class DenseCLIP(nn.Module):
         remainder: Literal["pad", "crop"] = "pad",
     ) -> None:
         super().__init__()
-        visual = _vision_transformer(clip_model)
-        for p in visual.parameters():
-            p.requires_grad_(False)
-        self.visual = visual.eval()
+        self.visual = visual = frozen_vision_transformer(clip_model)
         n_blocks = len(visual.transformer.resblocks)
         self.attention_rules = _normalise_rules(attention_rules or {}, n_blocks)
         self.prompt_layers = _normalise_indices(prompt_layers, n_blocks, "prompt_layers")
@@ -285,6 +282,15 @@ class DenseCLIP(nn.Module):
         probs = probs.flatten(2).transpose(1, 2)
         ones = probs.new_ones(probs.shape[0], 1, probs.shape[2])
         return torch.cat([ones, probs], dim=1)
+
+
+def frozen_vision_transformer(clip_model: nn.Module) -> nn.Module:
+    """The checked open_clip ViT image tower of ``clip_model`` (see `_vision_transformer`), frozen and in eval
+    mode: what every dense CLIP trunk (DeOP's, the training-free last block, SC-CLIP's) runs."""
+    visual = _vision_transformer(clip_model)
+    for p in visual.parameters():
+        p.requires_grad_(False)
+    return visual.eval()
 
 
 def _vision_transformer(clip_model: nn.Module) -> nn.Module:

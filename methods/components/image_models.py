@@ -19,7 +19,7 @@ channel, TCL / Talk2DINO).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from torch import Tensor, nn
 
@@ -29,8 +29,19 @@ from harness.parts import Part, option, part_table, register_part
 from .scclip import LOF_VARIANTS, SCCLIPEncoder, SCCLIPLayers, default_layers
 from .talk2dino import DINOV2_ARCH, DINOV2_TAG, projection_problem
 
-if TYPE_CHECKING:
-    from ..training_free_spec import TrainingFreeSpec
+
+class WindowSpec(Protocol):
+    """What an image model reads of the method's spec (methods.training_free_spec.TrainingFreeSpec meets it); declared
+    here so that the part does not import the spec that imports it."""
+
+    residual: str
+    ffn: str
+    remainder: str
+    pos_interp: str
+    prob_thd: float
+
+    def rule(self) -> Any:
+        """The last block's attention rule (an AttnRule)."""
 
 IMAGE_MODELS = part_table("image-model")  # the registered image models (harness list parts)
 DENSE_BUILDER = "methods.pipelines.dense:build_training_free"
@@ -45,16 +56,16 @@ class ImageModel(Part):
     builder: ClassVar[str] = DENSE_BUILDER
     background: ClassVar[str] = "prob_thd"
 
-    def window_model(self, clip_model: nn.Module, spec: TrainingFreeSpec) -> nn.Module:
+    def window_model(self, clip_model: nn.Module, spec: WindowSpec) -> nn.Module:
         """Normalised windows (B, 3, h, w) -> L2-normalised patch features (B, D, gh, gw); has ``normalise``,
         ``patch_size`` and ``pixel_mean`` as `TrainingFreeCLIP`."""
         raise ConfigError(f"image model {self.name!r} is built by {self.builder}, not by the dense pipeline.")
 
-    def weights_problems(self, spec: TrainingFreeSpec) -> list[str]:
+    def weights_problems(self, spec: WindowSpec) -> list[str]:
         return []
 
 
-def _last_block(clip_model: nn.Module, spec: TrainingFreeSpec) -> nn.Module:
+def _last_block(clip_model: nn.Module, spec: WindowSpec) -> nn.Module:
     from .last_block import TrainingFreeCLIP
 
     return TrainingFreeCLIP(clip_model, spec.rule(), spec.residual, spec.ffn, spec.remainder, spec.pos_interp)
@@ -66,7 +77,7 @@ class LastBlockCLIP(ImageModel):
     name: ClassVar[str] = "last-block"
     description: ClassVar[str] = "frozen CLIP whose last block follows the spec's attention rule (MaskCLIP ... ProxyCLIP)"
 
-    def window_model(self, clip_model: nn.Module, spec: TrainingFreeSpec) -> nn.Module:
+    def window_model(self, clip_model: nn.Module, spec: WindowSpec) -> nn.Module:
         return _last_block(clip_model, spec)
 
 
@@ -102,7 +113,7 @@ class SCCLIPImageModel(ImageModel):
             return default_layers(n_blocks)
         return SCCLIPLayers(self.pre_layer, self.post_layer, self.multi_start_layer, self.multi_end_layer)
 
-    def window_model(self, clip_model: nn.Module, spec: TrainingFreeSpec) -> nn.Module:
+    def window_model(self, clip_model: nn.Module, spec: WindowSpec) -> nn.Module:
         return SCCLIPWindows(_last_block(clip_model, spec), self, spec.pos_interp)
 
 
@@ -147,11 +158,11 @@ class Talk2DINOImageModel(ImageModel):
     text_templates: str = option("talk2dino-7", "TCL's sub_imagenet_template (7), not the spec's templates",
                                  choices=("talk2dino-7",))
 
-    def weights_problems(self, spec: TrainingFreeSpec) -> list[str]:
+    def weights_problems(self, spec: WindowSpec) -> list[str]:
         return [p for p in [projection_problem(self.projection_weights)] if p]
 
 
-def describe_background(part: ImageModel, spec: Any) -> str:
+def describe_background(part: ImageModel, spec: WindowSpec) -> str:
     """The background decision a spec runs with, for the record: ``bg_thresh``, or ``prob_thd`` when set, else
     the maximum over the background queries of the name file (no threshold)."""
     if part.background == "bg_thresh":

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from harness.errors import ConfigError
 
 from .attention_rules import AttnRule, rule_class, run_block, run_mlp
-from .clip_dense import CLIP_MEAN_255, CLIP_STD_255, _vision_transformer
+from .clip_dense import CLIP_MEAN_255, CLIP_STD_255, frozen_vision_transformer
 from .protocol_resize import POS_INTERPS, resample_positions
 
 KEEP_DROP = ("keep", "drop")
@@ -86,10 +86,7 @@ class TrainingFreeCLIP(nn.Module):
             raise ConfigError(f"pos_interp must be one of {', '.join(POS_INTERPS)}, got {pos_interp!r}.")
         if not keeps_cls(rule) and residual == "keep":
             raise ConfigError(f"attention {rule.name!r} returns tokens on another grid: it needs residual: drop.")
-        visual = _vision_transformer(clip_model)
-        for p in visual.parameters():
-            p.requires_grad_(False)
-        self.visual = visual.eval()
+        self.visual = visual = frozen_vision_transformer(clip_model)
         self.rule, self.residual, self.ffn, self.remainder = rule, residual, ffn, remainder
         self.pos_interp = pos_interp
         self.patch_size = tuple(visual.patch_size)

@@ -172,12 +172,9 @@ class SCCLIPEncoder(nn.Module):
                  res_cls: float | None = None, lof_k: int = 30, lof_contamination: float = 0.05,
                  lof: str = "official", pos_interp: str = "scale-factor") -> None:
         super().__init__()
-        from .clip_dense import _vision_transformer
+        from .clip_dense import frozen_vision_transformer
 
-        visual = _vision_transformer(clip_model)
-        for p in visual.parameters():
-            p.requires_grad_(False)
-        self.visual = visual.eval()
+        self.visual = visual = frozen_vision_transformer(clip_model)
         n_blocks = len(visual.transformer.resblocks)
         self.layers = default_layers(n_blocks) if layers is None else layers
         self.layers.check(n_blocks)
