@@ -93,7 +93,10 @@ def dino_weights_problem(arch: str, pretrained: str | os.PathLike | None) -> str
     return None
 
 
-def _load_file(model: nn.Module, path: Path, arch: str) -> None:
+def load_vit_file(model: nn.Module, path: Path, arch: str,
+                  expected: str = "timm's model.safetensors or dino_vitbase8_pretrain.pth") -> None:
+    """Weights of a timm ViT (DINO, DINOv2) from a local .safetensors or tensors-only checkpoint, strictly;
+    a pickle of Python objects is refused without running it, any other failure names the file and ``expected``."""
     from timm.models.vision_transformer import checkpoint_filter_fn
 
     try:
@@ -111,8 +114,8 @@ def _load_file(model: nn.Module, path: Path, arch: str) -> None:
         raise WeightsError(refused_pickle_message(path, exc)) from None
     except (RuntimeError, KeyError, ValueError, OSError, EOFError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"Could not load {path} into DINO {arch!r}: {first}. Check that it holds weights of "
-                           f"this architecture (timm's model.safetensors or dino_vitbase8_pretrain.pth).") from exc
+        raise WeightsError(f"Could not load {path} into {arch!r}: {first}. Check that it holds weights of "
+                           f"this architecture ({expected}).") from exc
 
 
 def _weights_file(arch: str, pretrained: str) -> Path | None:
@@ -151,7 +154,7 @@ def build_dino(arch: str = DINO_ARCH, pretrained: str | os.PathLike | None = DIN
     if path is None:
         info = WeightsInfo(arch=arch, source="random", seed=seed)
     else:
-        _load_file(model, path, arch)
+        load_vit_file(model, path, arch)
         tagged = pretrained == DINO_TAG and not local_weights_path(pretrained).is_file()
         info = WeightsInfo(arch=arch, source="tag" if tagged else "file", tag=DINO_TAG if tagged else None,
                            path=str(path.resolve()), sha256=sha256_of(path))

@@ -21,6 +21,7 @@ Read from `src/model.py` (ProjectionLayer), `src/open_vocabulary_segmentation/mo
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.errors import ConfigError, WeightsError
+from harness.paths import refused_pickle_message
 
+from .dino import load_vit_file
 from .weights import WeightsInfo, hub_offline, local_weights_path, network_reachable, sha256_of
 
 DINOV2_ARCH = "vit_base_patch14_reg4_dinov2"
@@ -78,7 +81,10 @@ def load_projection(weights: str, clip_dim: int = 512, dino_dim: int = 768, *,
         info = WeightsInfo(arch="talk2dino-mlp", source="random", seed=seed)
     else:
         path = local_weights_path(weights)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise WeightsError(refused_pickle_message(path, exc)) from None
         for old, new in (("linear_layer2.weight", "hidden_layers.0.weight"), ("linear_layer2.bias",
                                                                                "hidden_layers.0.bias")):
             if old in state:
@@ -135,11 +141,7 @@ def build_dinov2(arch: str = DINOV2_ARCH, weights: str = DINOV2_TAG, *, seed: in
     if path is None:
         info = WeightsInfo(arch=arch, source="random", seed=seed)
     else:
-        from safetensors.torch import load_file
-        from timm.models.vision_transformer import checkpoint_filter_fn
-
-        state = load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, map_location="cpu")
-        model.load_state_dict(checkpoint_filter_fn(state, model), strict=True)
+        load_vit_file(model, path, arch, expected="timm's vit_base_patch14_reg4_dinov2.lvd142m model.safetensors")
         tagged = weights == DINOV2_TAG
         info = WeightsInfo(arch=arch, source="tag" if tagged else "file", tag=DINOV2_TAG if tagged else None,
                            path=str(path.resolve()), sha256=sha256_of(path))

@@ -97,3 +97,20 @@ def test_a_checkpoint_still_round_trips_with_every_rng_state(tmp_path):
     assert state["step"] == 3
     got = (random.random(), random.gauss(0, 1), np.random.standard_normal(), np.random.rand(), torch.rand(1))
     assert got[:4] == expected[:4] and torch.equal(got[4], expected[4])
+
+
+@pytest.mark.parametrize("loader", ["dinov2", "projection"])
+def test_crafted_talk2dino_weights_run_nothing(tmp_path, loader):
+    # issue 23's loaders: the DINOv2 file goes through dino.load_vit_file, the projection through our refusal
+    from methods.components.talk2dino import build_dinov2, load_projection
+
+    marker = tmp_path / "ran"
+    path = _crafted(tmp_path / "weights.pth", marker)
+    with pytest.raises(WeightsError) as info:
+        if loader == "dinov2":
+            build_dinov2("tiny-dinov2-reg-p14", str(path))
+        else:
+            load_projection(str(path))
+    assert not marker.exists()
+    assert str(path) in str(info.value) and "refused without running them" in str(info.value)
+    assert "weights_only=False" not in str(info.value)
