@@ -8,8 +8,8 @@
   is the median of their per-round ratios (`paired_ratio`), with its spread.
 - A time budget per method stops repeating once it is spent (at least one full round always runs), so the CPU
   default of a suite finishes in minutes.
-- A per-stage breakdown comes from separate instrumented passes (their syncs would perturb the headline number),
-  and FLOPs from `torch.utils.flop_counter` (plus the attention kernels its table lacks, `flop_counter`), per
+- A per-stage breakdown comes, on a GPU, from separate instrumented passes (their syncs would perturb the headline
+  number); on a CPU, where a stage boundary synchronises nothing, from the timed calls themselves. FLOPs come from `torch.utils.flop_counter` (plus the attention kernels its table lacks, `flop_counter`), per
   stage and in total, to read speed against the peak: a known table for GPUs, on a CPU a matmul sampled several
   times in the same run (`matmul_peak_tflops`, best of the samples).
 - Spreads are relative: (75th - 25th percentile) / median (`relative_spread`).

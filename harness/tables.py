@@ -304,8 +304,11 @@ def caption(records: list[dict], layout: Layout, paper: bool) -> str:
     if any("paired" in sp for sp in speeds):
         parts.append("Speed ratios between methods: paired (methods timed round by round on the same images; "
                      "median of the per-round ratios).")
-    if any("stages_note" in sp for sp in speeds):
-        parts.append("Stage times are measured separately (instrumented passes, median); they need not sum to ms.")
+    sources = {sp.get("breakdown_in", "passes") for sp in speeds if "stages_note" in sp}
+    if sources:
+        where = {"passes": "in separate instrumented passes", "rounds": "inside the timed calls (a CPU)"}
+        parts.append(f"Stage times are measured {' or '.join(where[s] for s in sorted(sources))}, median; they "
+                     f"need not sum to ms.")
     if any(sp.get("flags") for sp in speeds):
         parts.append(f"{FLAG_MARK}: the spread of this figure's measurements is too wide to trust (over the "
                      "cell's spread_limit; the record's speed.flags say why).")

@@ -9,9 +9,11 @@ The methods of one benchmark and setting are timed together (`run_group`; the ru
 built side by side, then timed round by round on the same images, the order rotated each round. Each record
 holds its own median and spread as before, plus ``paired.fps_ratio``: its speed over every other method of the
 group as the median of per-round ratios (with quartiles and spread), the figure `harness check` and the
-table's "x SimBaseline" column use. The stage breakdown is the median of ``breakdown_passes`` instrumented
-passes per method (interleaved the same way; stages are timed separately from the headline and need not sum to
-it). On a CPU the peak is the best of short matmul samples taken before every round, their spread recorded.
+table's "x SimBaseline" column use. The stage breakdown is, on a GPU, the median of ``breakdown_passes``
+instrumented passes per method (interleaved the same way; their syncs would perturb the headline, so stages are
+timed apart from it and need not sum to it), and on a CPU, where the stage timer synchronises nothing, the median
+over the timed rounds themselves (`breakdown_in`). FLOPs are counted once per method, resolved options and input
+shapes in a process, and reused by a later group with the same (DeOP's cells as published and matched). On a CPU the peak is the best of short matmul samples taken before every round, their spread recorded.
 ``flags`` names each figure of the record whose spread exceeds ``spread_limit`` (the table marks them).
 
 Options:
@@ -28,6 +30,9 @@ Options:
   cpu: true                    false: the cell runs only on a GPU (ViT-L by default), opt in with true
   breakdown: true              per-stage times and GMAC from instrumented passes
   breakdown_passes: 3          instrumented passes per method; the breakdown is their median
+  breakdown_in: auto           where the stage times come from: rounds (the timed calls themselves: a CPU only,
+                               where the stage timer synchronises nothing; no instrumented passes run) | passes
+                               (separate instrumented passes) | auto (rounds on a CPU, passes on a GPU)
   spread_limit: 0.1            a figure whose relative spread ((p75 - p25) / median) exceeds this is flagged
   interleave: true             time the methods of a benchmark and setting together (all built at once: memory
                                of every method); false: each cell alone, ratios between cells unpaired
@@ -64,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "budget_s": 120.0, "precision": "fp32", "tf32": True, "compile": False, "cpu": True, "breakdown": True,
     "breakdown_passes": 3, "spread_limit": 0.1, "interleave": True, "seed": 0, "batch_size": 1,
     "channels_last": True, "fold_norms": True, "mode": "latency", "cuda_graphs": "auto", "cast_weights": True,
+    "breakdown_in": "auto",
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -89,6 +95,8 @@ def _options(cell: Cell) -> dict[str, Any]:
     for key in ("tf32", "compile", "cpu", "breakdown", "channels_last", "fold_norms", "interleave", "cast_weights"):
         if not isinstance(opts[key], bool):
             raise ConfigError(f"{key} must be true or false, got {opts[key]!r}.")
+    if opts["breakdown_in"] not in ("auto", "rounds", "passes"):
+        raise ConfigError(f"breakdown_in must be auto, rounds or passes, got {opts['breakdown_in']!r}.")
     if opts["cuda_graphs"] not in ("auto", True, False):
         raise ConfigError(f"cuda_graphs must be auto, true or false, got {opts['cuda_graphs']!r}.")
     check_mode(opts)
@@ -144,6 +152,10 @@ class SpeedTask(Task):
             return [CellSkipped(reason) for _ in cells]
         if _options(cells[0])["cuda_graphs"] is True and _device(ctx).type != "cuda":
             error = ConfigError(f"cuda_graphs: true needs a GPU, this run is on {_device(ctx)}; use auto or false.")
+            return [error for _ in cells]
+        if _options(cells[0])["breakdown_in"] == "rounds" and _device(ctx).type != "cpu":
+            error = ConfigError(f"breakdown_in: rounds times stages inside the timed calls, which needs a CPU (on "
+                                f"{_device(ctx)} the stage timer synchronises); use auto or passes.")
             return [error for _ in cells]
         return GroupTiming(cells, _options(cells[0]), _device(ctx), ctx).run()
 

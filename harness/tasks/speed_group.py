@@ -2,12 +2,15 @@
 
 Build every method, then (`harness.speed`) warm each up over every input shape, time them round by round on the
 same images (order rotated each round, a peak sample before each round on a CPU), take the stage breakdown as the
-median of several instrumented passes interleaved the same way, count FLOPs once per method, and assemble one
-record's ``speed`` entry per cell: its own figures, its paired ratios over the other methods, and its flags.
+median over the timed rounds (a CPU: a stage boundary synchronises nothing) or over several instrumented passes
+interleaved the same way (a GPU), count FLOPs once per method (reused by a later group of this process with the
+same resolved options and inputs), and assemble one record's ``speed`` entry per cell: its own figures, its
+paired ratios over the other methods, and its flags.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import uuid
@@ -29,6 +32,12 @@ STEP_PROXIES = {"pass": ("round", 1.0), "flops": ("warm-up", 1.0)}
 PEAK_SAMPLE_S = 0.2  # one matmul sample of the CPU peak, taken before every timed and instrumented round
 STAGES_NOTE = ("stages are timed separately from the headline (instrumented passes, median of breakdown_passes); "
                "they need not sum to ms_per_image")
+STAGES_NOTE_ROUNDS = ("stages are timed inside the timed calls (a CPU: the stage timer synchronises nothing), median "
+                      "over the rounds; they need not sum to ms_per_image (the code between stages is in none)")
+# FLOP counts already taken in this process: (plugin, resolved spec, preparation, input shapes) -> per stage. A
+# count is one more full call of the method (ProxyCLIP at short side 512: 52 s on a 2-core CPU), and the same
+# method on the same inputs counts the same: the matched group's DeOP-family cells equal the as-published ones.
+_FLOPS_COUNTED: dict[str, tuple[str, dict[str, int]]] = {}
 
 
 def load_images(opts: dict[str, Any], data_root) -> tuple[list, str]:
@@ -60,10 +69,11 @@ class _Method:
     def __init__(self, cell: Cell, fitted: Any, prepared: dict[str, Any]) -> None:
         self.cell, self.fitted, self.segmenter, self.prepared = cell, fitted, fitted.segmenter, prepared
         self.graphed: speed_prep.GraphedCall | None = None  # cuda_graphs: the call the timed rounds replay
-        self.passes: list[list[dict[str, float]]] = []  # per instrumented pass: per batch, stage -> ms per image
+        self.passes: list[list[dict[str, float]]] = []  # per pass or round: per batch, stage -> ms per image
         self.counts: dict[str, list[int]] = {}
         self.flops: dict[str, int] = {}
         self.phases_s: dict[str, float] = {}  # this method's build, warm-up and FLOP count (wall seconds)
+        self.flops_from: str | None = None  # the cell whose count was reused, None: counted in this group
 
 
 class GroupTiming:
@@ -75,6 +85,9 @@ class GroupTiming:
         # on a GPU the peak is measured too (bf16 and TF32 samples), the datasheet recorded beside it
         self.gpu_peak = speed_prep.GpuPeak(device, opts["precision"], opts["tf32"]) if device.type == "cuda" else None
         self.graphs = device.type == "cuda" and opts["cuda_graphs"] in ("auto", True)
+        self.stages_in_rounds = opts["breakdown"] and (
+            opts["breakdown_in"] == "rounds" or (opts["breakdown_in"] == "auto" and device.type == "cpu"))
+        self._round: int | None = None  # the timed round under way (stage times are kept from these calls only)
 
     # ------------------------------------------------------------------------------------------ steps
 
@@ -82,11 +95,12 @@ class GroupTiming:
         """Build, warm up, time, break down and count; one result (or exception) per cell. Every step shows on a
         progress bar of the group's steps, its ETA from the steps measured so far (`harness.progress`)."""
         n, first = len(self.cells), self.cells[0]
-        passes = self.opts["breakdown_passes"] if self.opts["breakdown"] else 0
+        passes = self.opts["breakdown_passes"] if self.opts["breakdown"] and not self.stages_in_rounds else 0
+        counts = n if self.opts["breakdown"] else 0
         show, close = (tqdm_display(f"  {first.benchmark.name}/{first.setting.name} ({n} methods)")
                        if self.ctx.progress else (None, lambda: None))
         self.steps = StepProgress({"build": n, "warm-up": n, "round": self.opts["repeats"], "pass": passes,
-                                   "flops": n if passes else 0},
+                                   "flops": counts},
                                   proxies={"round": ("warm-up", float(n)), **STEP_PROXIES}, show=show)
         try:
             return self._run()
@@ -165,6 +179,7 @@ class GroupTiming:
 
     def _begin_round(self, r: int) -> None:
         self.steps.begin("round", f"timed round {r + 1} of {self.opts['repeats']}")
+        self._round = r
         self._sample_peak()
 
     def _time(self, methods: list[_Method | None]) -> dict[int, speed.Timing]:
@@ -188,15 +203,31 @@ class GroupTiming:
 
     def _timed_call(self, m: _Method):
         """The call the timed rounds make: replayed from CUDA graphs (`speed_prep.GraphedCall`) or eager."""
+        if self.stages_in_rounds:
+            return lambda batch: self._infer_staged(m, batch)
         if not self.graphs:
             return lambda batch: self._infer(m, batch)
         m.graphed = speed_prep.GraphedCall(lambda batch: self._infer(m, batch, cache=False))
         return m.graphed
 
+    def _infer_staged(self, m: _Method, batch) -> None:
+        """A timed call that also times its stages (a CPU: nothing synchronises); a timed round's are kept, one
+        entry per round, like an instrumented pass's."""
+        timer = speed.StageTimer(self.device)
+        self._infer(m, batch, timer)
+        if self._round is None:  # a warm-up call
+            return
+        if len(m.passes) <= self._round:
+            m.passes.append([])
+        m.passes[self._round].append({k: v / self.opts["batch_size"] for k, v in timer.ms.items()})
+        if self._round == 0:
+            for key, values in m.segmenter.counts.items():
+                m.counts.setdefault(key, []).extend(values)
+
     def _breakdown(self, live: list[_Method]) -> None:
         """Instrumented passes, interleaved like the timed rounds, then one FLOP-counting pass per method."""
         b, n_passes = self.opts["batch_size"], self.opts["breakdown_passes"]
-        for p in range(n_passes):
+        for p in range(0 if self.stages_in_rounds else n_passes):
             self.steps.begin("pass", f"instrumented pass {p + 1} of {n_passes}")
             self._sample_peak()
             for m in [live[(j + p) % len(live)] for j in range(len(live))]:
@@ -211,15 +242,29 @@ class GroupTiming:
                 m.counts = counts
         for m in live:
             self.steps.begin("flops", f"count FLOPs of {m.cell.row.method}")
+            key = self._flops_key(m)
+            if key in _FLOPS_COUNTED:
+                m.flops_from, flops = _FLOPS_COUNTED[key]
+                m.flops = dict(flops)
+                continue
             # FLOPs of the first batch only: counting dispatches every op through Python; the other images
             # differ only in size and N'.
             counter = speed.StageTimer(self.device, count_flops=True)
             with speed.no_grad_params(m.segmenter):
                 self._infer(m, self.batches[0], counter, grad_mode=torch.no_grad)
             m.flops = dict(counter.flops)
+            _FLOPS_COUNTED[key] = (m.cell.id, dict(m.flops))
         self.steps.drop("flops")  # the methods not measured are not counted
         for m, seconds in zip(live, self.steps.durations["flops"]):
             m.phases_s["flops"] = seconds
+
+    def _flops_key(self, m: _Method) -> str:
+        spec = method_plugin(m.cell.row.method).resolve(m.cell.method_options)
+        shapes = [list(im.shape) for im in self.batches[0]]
+        # the weights and images too: SimBaseline's N' (hence its FLOPs) follows its proposals on these images
+        return json.dumps([m.cell.row.method, spec, m.fitted.weights, m.prepared, shapes, self.source,
+                           self.opts["seed"], self.opts["classes"], self.opts["precision"], str(self.device)],
+                          sort_keys=True, default=str)
 
     # ------------------------------------------------------------------------------------------ records
 
@@ -281,8 +326,11 @@ class GroupTiming:
         achieved = flops / batch0_s / 1e12
         return {
             "stages_ms": stages_ms, "stages_ms_spread": spreads, "breakdown_passes": len(m.passes),
+            "breakdown_in": "rounds" if self.stages_in_rounds else "passes",
             "dominant_stage": max(stages_ms, key=stages_ms.get) if stages_ms else None,
-            "stages_note": STAGES_NOTE,
+            "stages_note": STAGES_NOTE_ROUNDS if self.stages_in_rounds else STAGES_NOTE,
+            "gmac_counted": (f"reused: counted for {m.flops_from} in this process (same method, resolved options "
+                             f"and inputs)" if m.flops_from else "in this group"),
             "stage_gmac": {k: v / 2e9 / b for k, v in m.flops.items()},
             "gmac_of": f"batch 0 ({', '.join(str(tuple(im.shape[-2:])) for im in self.batches[0])})",
             "gmac": flops / 2e9, "achieved_tflops": achieved, "peak_tflops": peak, "peak_source": source,

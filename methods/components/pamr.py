@@ -12,11 +12,14 @@ NACLIP: 10 steps, dilations (8, 16), the image normalised with CLIP's statistics
 its cosine logits upsampled to that size.
 
 The neighbour values are never stacked for the mask (C can be a few hundred queries over a full image): each step
-accumulates over the neighbours one shift at a time. The refinement runs a few mask channels at a time, all steps
-of a chunk before the next (channels do not interact): a chunk and its padded copy stay in the CPU's cache through
-the 8 * len(dilations) passes of a step, where the whole mask (171 x 480 x 640 floats, 210 MB) went to memory on
-every pass (issue 28: 16 s of NACLIP's 17 s per image on a CPU, about 20x less this way). Every product is
-rounded before it is added, in the same order as the plain formula: the result is bit-identical to it.
+accumulates over the neighbours one shift at a time, one fused multiply-add pass per neighbour. The refinement runs
+a few mask channels at a time, all steps of a chunk before the next (channels do not interact): a chunk and its
+padded copy stay in the CPU's cache through the 8 * len(dilations) passes of a step, where the whole mask (171 x
+480 x 640 floats, 210 MB) went to memory on every pass (issue 28: 16 s of NACLIP's 17 s per image on a CPU).
+The sum runs over the neighbours in the plain formula's order; a product is not rounded before it is added where
+the CPU fuses them, so the result equals the plain formula's to float32 rounding (a few 1e-6 of the logits' range;
+tests/components/test_pamr.py keeps the previous, product-then-sum code as the reference), not bit for bit. How
+the channels are chunked and threaded does not change a bit.
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ from harness.errors import ConfigError
 
 NACLIP_STEPS = 10
 NACLIP_DILATIONS = (8, 16)
-# Bytes of padded mask refined together: 4 channels at 480x640. Small enough to stay in cache (one thread: 1, 2
-# and 4 channels within 10% of each other, 8 about 30% slower), large enough that each op's thread fork/join is
-# negligible (2 threads on a loaded machine: 1 channel per chunk was several times slower). At least one channel.
-CHUNK_BYTES = 6 << 20
+# Bytes of padded mask refined together: 2 channels at 480x640. Small enough to stay in cache (one thread, 10
+# steps at 480x640 with the fused passes: 9.5, 7.4, 8.5, 9.1 and 13.5 ms per channel for chunks of 1, 2, 4, 8 and
+# 16 channels), large enough that each op's thread fork/join is negligible. At least one channel.
+CHUNK_BYTES = 3 << 20
 
 
 def _offsets(dilations: Sequence[int], centre: bool) -> list[tuple[int, int, int]]:
@@ -53,15 +56,26 @@ def _replicate_padded(t: Tensor, dilations: Sequence[int]) -> dict[int, Tensor]:
 
 
 def pamr_affinity(image: Tensor, dilations: Sequence[int]) -> Tensor:
-    """image (B, K, H, W) -> affinities (B, P, H, W), P = 8 * len(dilations), summing to 1 over P."""
+    """image (B, K, H, W) -> affinities (B, P, H, W), P = 8 * len(dilations), summing to 1 over P.
+
+    One shifted view at a time of one padded copy (stacking the 9 * len(dilations) shifted images, 18 copies of the
+    image at NACLIP's dilations, took most of the 0.3 s this cost at 480x640)."""
     size = tuple(image.shape[-2:])
-    padded = _replicate_padded(image, dilations)
-    everything = torch.stack([_shifted(padded, *o, size) for o in _offsets(dilations, centre=True)], dim=2)
-    sigma = everything.std(dim=2)  # (B, K, H, W), unbiased, over 9 * len(dilations) values
-    diffs = torch.stack([(image - _shifted(padded, *o, size)).abs() for o in _offsets(dilations, centre=False)],
-                        dim=2)
-    logits = (-diffs / (1e-8 + 0.1 * sigma.unsqueeze(2))).mean(dim=1)  # mean over the K image channels
-    return logits.softmax(dim=1)
+    pad = max(dilations)  # replicate padding by the largest dilation holds the same values for every smaller one
+    padded = F.pad(image, [pad] * 4, mode="replicate")
+    views = [padded[..., pad + dy:pad + dy + size[0], pad + dx:pad + dx + size[1]]
+             for _, dy, dx in _offsets(dilations, centre=True)]
+    mean = torch.stack(views).sum(dim=0).div_(len(views))
+    spread = torch.zeros_like(image)
+    for view in views:  # unbiased variance over the 9 * len(dilations) values, about their mean (two passes)
+        spread.addcmul_(view - mean, view - mean)
+    sigma = spread.div_(len(views) - 1).sqrt_()
+    scale = (sigma.mul_(0.1).add_(1e-8)).mul_(image.shape[1]).reciprocal_()  # 1 / (K (1e-8 + 0.1 sigma))
+    logits = image.new_empty(image.shape[0], 8 * len(dilations), *size)
+    for p, (_, dy, dx) in enumerate(_offsets(dilations, centre=False)):
+        shifted = padded[..., pad + dy:pad + dy + size[0], pad + dx:pad + dx + size[1]]
+        torch.sum(torch.sub(image, shifted).abs_().mul_(scale), dim=1, out=logits[:, p])
+    return logits.neg_().softmax(dim=1)
 
 
 def pamr(image: Tensor, mask: Tensor, steps: int = NACLIP_STEPS, dilations: Sequence[int] = NACLIP_DILATIONS,
@@ -130,11 +144,11 @@ def _replicate_border(padded: Tensor, pad: int) -> None:
 
 def _refine_chunk(affinity: Tensor, mask: Tensor, steps: int, dilations: Sequence[int]) -> Tensor:
     """``steps`` PAMR steps of ``mask`` (B, c, H, W): two padded buffers (one step reads one and writes the
-    other's interior), one product buffer; no allocation per step or neighbour."""
+    other's interior); no allocation per step or neighbour."""
     h, w = mask.shape[-2:]
     pad = max(dilations)  # replicate padding by the largest dilation holds the same values for every smaller one
     src = mask.new_empty(*mask.shape[:-2], h + 2 * pad, w + 2 * pad)
-    dst, product = torch.empty_like(src), torch.empty_like(mask)
+    dst = torch.empty_like(src)
     src[..., pad:pad + h, pad:pad + w] = mask
     _replicate_border(src, pad)
     for _ in range(steps):
@@ -143,9 +157,8 @@ def _refine_chunk(affinity: Tensor, mask: Tensor, steps: int, dilations: Sequenc
             shifted = src[..., pad + dy:pad + dy + h, pad + dx:pad + dx + w]
             if p == 0:  # 0 + a * m is a * m: start from the first product
                 torch.mul(affinity[:, p:p + 1], shifted, out=refined)
-            else:
-                torch.mul(affinity[:, p:p + 1], shifted, out=product)
-                refined += product
+            else:  # one pass (a fused multiply-add where the CPU has one) instead of a product and a sum
+                refined.addcmul_(affinity[:, p:p + 1], shifted)
         _replicate_border(dst, pad)
         src, dst = dst, src
     return src[..., pad:pad + h, pad:pad + w]

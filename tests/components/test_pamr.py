@@ -1,5 +1,6 @@
-"""PAMR pinned against an independent per-pixel loop, a case computed by hand, and (bit for bit) the whole-mask
-implementation it replaced (issue 28), kept here as the reference."""
+"""PAMR pinned against an independent per-pixel loop, a case computed by hand, and the whole-mask implementation it
+replaced (issue 28), kept here as the reference: equal to float32 rounding (fused multiply-adds), and bit for bit
+however the channels are chunked or threaded."""
 
 from __future__ import annotations
 
@@ -109,16 +110,33 @@ def whole_mask_pamr(image, mask, steps, dilations):
 
 
 @pytest.mark.parametrize(("chunk_channels", "dilations"), [(1, (8, 16)), (3, (8, 16)), (64, (1, 2)), (2, (3,))])
-def test_chunked_refinement_is_bit_identical_to_the_whole_mask_one(monkeypatch, chunk_channels, dilations):
+def test_chunked_refinement_equals_the_whole_mask_one(monkeypatch, chunk_channels, dilations):
     # NACLIP's dilations on an image smaller than twice the padding (the border fill is exercised), and chunks
-    # that do and do not divide the channel count.
+    # that do and do not divide the channel count: equal to the old code to rounding, to one chunk bit for bit.
     gen = torch.Generator().manual_seed(1)
     image = torch.randn(2, 3, 37, 45, generator=gen)
-    mask = torch.randn(2, 7, 9, 12, generator=gen)
+    mask = torch.randn(2, 7, 9, 12, generator=gen) * 5
     padded = (37 + 2 * max(dilations)) * (45 + 2 * max(dilations))
     monkeypatch.setattr(pamr_module, "CHUNK_BYTES", 4 * 2 * padded * chunk_channels)
     ours = pamr(image, mask, steps=4, dilations=dilations)
-    assert torch.equal(ours, whole_mask_pamr(image, mask, 4, dilations))
+    torch.testing.assert_close(ours, whole_mask_pamr(image, mask, 4, dilations), rtol=0, atol=5e-6)
+    monkeypatch.setattr(pamr_module, "CHUNK_BYTES", 1 << 40)
+    assert torch.equal(ours, pamr(image, mask, steps=4, dilations=dilations))
+
+
+def test_affinity_equals_the_stacked_formula():
+    # The previous pamr_affinity (stack every shifted image, std over the stack, mean of the scaled differences):
+    # the running sums reorder the float32 additions only.
+    gen = torch.Generator().manual_seed(4)
+    image = torch.randn(2, 3, 41, 50, generator=gen)
+    dilations = (8, 16)
+    padded = F.pad(image, [16] * 4, mode="replicate")
+    offsets = [(dy * d, dx * d) for d in dilations for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    shifted = [padded[..., 16 + oy:16 + oy + 41, 16 + ox:16 + ox + 50] for oy, ox in offsets]
+    sigma = torch.stack(shifted, dim=2).std(dim=2)
+    diffs = torch.stack([(image - s).abs() for s, o in zip(shifted, offsets) if o != (0, 0)], dim=2)
+    expected = (-diffs / (1e-8 + 0.1 * sigma.unsqueeze(2))).mean(dim=1).softmax(dim=1)
+    torch.testing.assert_close(pamr_affinity(image, dilations), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_replicate_border_matches_torch_replicate_padding():
@@ -131,7 +149,7 @@ def test_replicate_border_matches_torch_replicate_padding():
     assert torch.equal(buffer, F.pad(interior, [pad] * 4, mode="replicate"))
 
 
-def test_chunks_spread_over_threads_are_bit_identical_and_the_thread_count_is_restored(monkeypatch):
+def test_chunks_spread_over_threads_change_nothing_and_the_thread_count_is_restored(monkeypatch):
     gen = torch.Generator().manual_seed(3)
     image = torch.randn(1, 3, 40, 44, generator=gen)
     mask = torch.randn(1, 9, 10, 11, generator=gen)
@@ -145,4 +163,6 @@ def test_chunks_spread_over_threads_are_bit_identical_and_the_thread_count_is_re
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
-    assert torch.equal(ours, whole_mask_pamr(image, mask, 3, (8, 16))) and torch.equal(inferred, ours)
+    monkeypatch.setattr(pamr_module, "CHUNK_BYTES", 1 << 40)  # one chunk, the calling thread
+    assert torch.equal(ours, pamr(image, mask, steps=3, dilations=(8, 16))) and torch.equal(inferred, ours)
+    torch.testing.assert_close(ours, whole_mask_pamr(image, mask, 3, (8, 16)), rtol=0, atol=5e-6)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from harness.__main__ import main
+from harness.errors import ConfigError
 from harness.eval.metrics import compute_metrics
 from harness.results import load_confusion, load_records
 
@@ -101,13 +102,15 @@ def test_speed_suite_smoke_profile(tmp_path, capsys):
         stages = {"clip", "postprocess"} | ({"proposals", "head"} if name in ("simbaseline", "deop") else set())
         assert stages <= set(speed["stages_ms"])
         assert speed["gmac"] > 0 and 0 < speed["peak_fraction"]
-        assert speed["breakdown_passes"] == 2 and len(speed["peak_samples_tflops"]) == 4  # 2 timed + 2 passes
+        # on a CPU the stages come from the 2 timed rounds themselves: no instrumented passes, a peak sample a round
+        assert speed["breakdown_in"] == "rounds" and speed["breakdown_passes"] == 2
+        assert len(speed["peak_samples_tflops"]) == 2 and "inside the timed calls" in speed["stages_note"]
         assert speed["peak_tflops"] == max(speed["peak_samples_tflops"]) and isinstance(speed["flags"], dict)
         assert speed["images"].startswith("synthetic")
     assert len(records["simbaseline"]["speed"]["crops_per_image"]) == 2  # N' per image
     # where the group's time went (issue 28): each method's build, warm-up and FLOP count, the group's per kind
     group = records["deop"]["speed"]["group_phases_s"]
-    assert set(group) == {"build", "warm-up", "round", "pass", "flops"}
+    assert set(group) == {"build", "warm-up", "round", "flops"}  # no instrumented passes on a CPU
     assert all(r["speed"]["group_phases_s"] == group for r in records.values())
     for kind in ("build", "warm-up", "flops"):
         assert group[kind] == pytest.approx(sum(r["speed"]["phases_s"][kind] for r in records.values()))
@@ -123,7 +126,8 @@ def test_speed_group_shows_its_steps_with_an_eta(tmp_path, capsys):
     out = tmp_path / "speed"
     code = main(["run", "suites/speed.yaml", "--profile", "smoke", "--out", str(out),
                  "--only", "vit-b16/matched/clip,vit-b16/matched/maskclip",
-                 "--set", "benchmarks.vit-b16.options.repeats=1", "--set", "benchmarks.vit-b16.options.breakdown_passes=1"])
+                 "--set", "benchmarks.vit-b16.options.repeats=1", "--set", "benchmarks.vit-b16.options.breakdown_passes=1",
+                 "--set", "benchmarks.vit-b16.options.breakdown_in=passes"])  # the GPU's way, asked for on a CPU
     assert code == 0
     err = capsys.readouterr().err
     # 2 builds + 2 warm-ups + 1 round + 1 pass + 2 FLOP counts; the ETA is known once a warm-up was measured
@@ -155,3 +159,30 @@ def test_speed_throughput_mode(tmp_path):
     speed = load_records(out)[0]["speed"]
     assert speed["batch_size"] == 3 and speed["mode"] == "throughput"
     assert speed["fps"] == pytest.approx(1000 / speed["ms_per_image"])
+
+
+def test_speed_flops_are_counted_once_per_method_and_inputs(tmp_path):
+    # Issue 28: a FLOP count is a whole extra call; the same method on the same inputs (the matched group's DeOP
+    # cells equal the as-published ones) reuses the count of this process, and says so; another seed counts anew.
+    def run(out, *extra):
+        assert main(["run", "suites/speed.yaml", "--profile", "smoke", "--out", str(out), "--no-progress",
+                     "--only", "vit-b16/as-published/simbaseline", "--set", "benchmarks.vit-b16.options.repeats=1",
+                     *extra]) == 0
+        return load_records(out)[0]["speed"]
+
+    first = run(tmp_path / "a", "--set", "benchmarks.vit-b16.options.seed=7")
+    again = run(tmp_path / "b", "--set", "benchmarks.vit-b16.options.seed=7")
+    other = run(tmp_path / "c", "--set", "benchmarks.vit-b16.options.seed=8")
+    assert first["gmac_counted"] == "in this group" and other["gmac_counted"] == "in this group"
+    assert again["gmac_counted"].startswith("reused: counted for vit-b16/as-published/simbaseline")
+    assert again["stage_gmac"] == first["stage_gmac"] and again["crops_per_image"] == first["crops_per_image"]
+
+
+def test_speed_breakdown_in_is_checked():
+    from harness.tasks.speed import _options
+
+    class FakeCell:
+        task_options = {"breakdown_in": "sometimes"}
+
+    with pytest.raises(ConfigError, match="breakdown_in must be auto, rounds or passes"):
+        _options(FakeCell())
