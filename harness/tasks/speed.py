@@ -30,6 +30,8 @@ Options:
   cpu: true                    false: the cell runs only on a GPU (ViT-L by default), opt in with true
   breakdown: true              per-stage times and GMAC from instrumented passes
   breakdown_passes: 3          instrumented passes per method; the breakdown is their median
+  gmac: true                   with the breakdown, count each method's FLOPs (one more call per method; reused
+                               within a process): GMAC, % of peak; false: stage times only
   breakdown_in: auto           where the stage times come from: rounds (the timed calls themselves: a CPU only,
                                where the stage timer synchronises nothing; no instrumented passes run) | passes
                                (separate instrumented passes) | auto (rounds on a CPU, passes on a GPU)
@@ -69,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
     "budget_s": 120.0, "precision": "fp32", "tf32": True, "compile": False, "cpu": True, "breakdown": True,
     "breakdown_passes": 3, "spread_limit": 0.1, "interleave": True, "seed": 0, "batch_size": 1,
     "channels_last": True, "fold_norms": True, "mode": "latency", "cuda_graphs": "auto", "cast_weights": True,
-    "breakdown_in": "auto",
+    "breakdown_in": "auto", "gmac": True,
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -92,7 +94,7 @@ def _options(cell: Cell) -> dict[str, Any]:
         value = opts[key]
         if not isinstance(value, int | float) or isinstance(value, bool) or not low < value <= high:
             raise ConfigError(f"{key} must be a number in ({low:g}, {high:g}], got {value!r}.")
-    for key in ("tf32", "compile", "cpu", "breakdown", "channels_last", "fold_norms", "interleave", "cast_weights"):
+    for key in ("tf32", "compile", "cpu", "breakdown", "gmac", "channels_last", "fold_norms", "interleave", "cast_weights"):
         if not isinstance(opts[key], bool):
             raise ConfigError(f"{key} must be true or false, got {opts[key]!r}.")
     if opts["breakdown_in"] not in ("auto", "rounds", "passes"):

@@ -96,7 +96,7 @@ class GroupTiming:
         progress bar of the group's steps, its ETA from the steps measured so far (`harness.progress`)."""
         n, first = len(self.cells), self.cells[0]
         passes = self.opts["breakdown_passes"] if self.opts["breakdown"] and not self.stages_in_rounds else 0
-        counts = n if self.opts["breakdown"] else 0
+        counts = n if self.opts["breakdown"] and self.opts["gmac"] else 0
         show, close = (tqdm_display(f"  {first.benchmark.name}/{first.setting.name} ({n} methods)")
                        if self.ctx.progress else (None, lambda: None))
         self.steps = StepProgress({"build": n, "warm-up": n, "round": self.opts["repeats"], "pass": passes,
@@ -240,7 +240,7 @@ class GroupTiming:
                         counts.setdefault(key, []).extend(values)
                 m.passes.append(per_batch)
                 m.counts = counts
-        for m in live:
+        for m in live if self.opts["gmac"] else []:
             self.steps.begin("flops", f"count FLOPs of {m.cell.row.method}")
             key = self._flops_key(m)
             if key in _FLOPS_COUNTED:
@@ -303,12 +303,20 @@ class GroupTiming:
         b, n_batches = self.opts["batch_size"], len(self.batches)
         names = list(dict.fromkeys(k for per_batch in m.passes for ms in per_batch for k in ms))
 
-        def stage_median(k: str, i: int) -> float:  # batch i, median over passes
+        def stage_median(k: str, i: int) -> float:  # batch i, median over passes (or rounds)
             return statistics.median(per_batch[i].get(k, 0.0) for per_batch in m.passes)
 
         stages_ms = {k: statistics.mean(stage_median(k, i) for i in range(n_batches)) for k in names}
         spreads = {k: speed.relative_spread([sum(pb[i].get(k, 0.0) for i in range(n_batches)) for pb in m.passes])
                    for k in names}
+        figures: dict[str, Any] = {
+            "stages_ms": stages_ms, "stages_ms_spread": spreads, "breakdown_passes": len(m.passes),
+            "breakdown_in": "rounds" if self.stages_in_rounds else "passes",
+            "dominant_stage": max(stages_ms, key=stages_ms.get) if stages_ms else None,
+            "stages_note": STAGES_NOTE_ROUNDS if self.stages_in_rounds else STAGES_NOTE,
+        }
+        if not self.opts["gmac"]:
+            return figures
         if self.gpu_peak is not None:
             peak, source, peak_info = self.gpu_peak.figures(self.known_peak)
         elif self.known_peak is not None:
@@ -325,10 +333,7 @@ class GroupTiming:
         batch0_s = statistics.median(timing.times_s[0::n_batches]) / b  # calls are ordered round by round
         achieved = flops / batch0_s / 1e12
         return {
-            "stages_ms": stages_ms, "stages_ms_spread": spreads, "breakdown_passes": len(m.passes),
-            "breakdown_in": "rounds" if self.stages_in_rounds else "passes",
-            "dominant_stage": max(stages_ms, key=stages_ms.get) if stages_ms else None,
-            "stages_note": STAGES_NOTE_ROUNDS if self.stages_in_rounds else STAGES_NOTE,
+            **figures,
             "gmac_counted": (f"reused: counted for {m.flops_from} in this process (same method, resolved options "
                              f"and inputs)" if m.flops_from else "in this group"),
             "stage_gmac": {k: v / 2e9 / b for k, v in m.flops.items()},

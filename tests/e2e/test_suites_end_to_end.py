@@ -186,3 +186,13 @@ def test_speed_breakdown_in_is_checked():
 
     with pytest.raises(ConfigError, match="breakdown_in must be auto, rounds or passes"):
         _options(FakeCell())
+
+
+def test_speed_quick_profile_keeps_stage_times_without_flop_counts(tmp_path):
+    out = tmp_path / "speed"
+    assert main(["run", "suites/speed.yaml", "--profile", "smoke", "--out", str(out), "--no-progress",
+                 "--only", "vit-b16/matched/clip", "--set", "benchmarks.vit-b16.options.repeats=2",
+                 "--set", "benchmarks.vit-b16.options.gmac=false"]) == 0
+    speed = load_records(out)[0]["speed"]
+    assert speed["breakdown_in"] == "rounds" and speed["breakdown_passes"] == 2 and speed["stages_ms"]["clip"] > 0
+    assert "gmac" not in speed and "peak_percent" not in speed and "flops" not in speed["group_phases_s"]
