@@ -217,6 +217,14 @@ class Segmenter(Protocol):
         rounding. ``timer`` (see `Timer`) is opened around each stage."""
         ...
 
+    def prepare_vocabulary(self, vocab: Vocabulary) -> bool:
+        """Compute now, and keep, what depends on ``vocab`` alone (its text embeddings), under the grad and
+        autocast modes of the calls to come, so that the next ``predict_batch`` with ``vocab`` does none of it.
+        True: done, a call's work is per image only (the speed task on a CPU then counts FLOPs in the warm-up
+        call instead of one more call); False (this default, inherited by a segmenter that subclasses this
+        protocol): not offered, the first call does that work and the FLOPs are counted in a call of their own."""
+        return False
+
     def prepare_for_timing(self, prep: TimingPrep) -> dict[str, Any]:
         """Apply ``prep`` before timing and return what was done (JSON-able, stored in the speed record), e.g.
         ``{"channels_last": ["maskformer"], "compiled": ["maskformer", "dense", "crop_encoder"]}``."""

@@ -82,6 +82,11 @@ class StepProgress:
         self.plan[kind] = len(self.durations[kind])
         self._show()
 
+    def replan(self, kind: str, count: int) -> None:
+        """``count`` steps of ``kind`` are planned in all (known only once earlier steps ran)."""
+        self.plan[kind] = max(count, len(self.durations[kind]))
+        self._show()
+
     def estimate_s(self, kind: str, _seen: frozenset[str] = frozenset()) -> float | None:
         """Seconds one step of ``kind`` is expected to take: the median of its finished steps, else its
         proxy's."""

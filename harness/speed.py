@@ -79,17 +79,19 @@ def time_interleaved(fns: Sequence[Callable[[Any], Any]], inputs: Sequence[Any],
                      progress: Callable[[int, int], None] | None = None,
                      before_round: Callable[[int], None] | None = None,
                      before_warmup: Callable[[int], None] | None = None,
+                     warmup_fns: Sequence[Callable[[Any], Any]] | None = None,
                      ) -> tuple[list[Timing], dict[int, Exception]]:
     """Time every ``fn(x)`` for every x in ``inputs``, round by round: in round r each fn runs over all inputs,
     in an order rotated by r. ``repeats`` rounds, fewer once ``budget_s`` per fn is spent (>= 1 round).
     ``before_round(r)`` runs untimed before each round (e.g. a peak sample), ``before_warmup(i)`` before fn i's
-    warm-up (e.g. a progress step). A fn that raises drops out; its
-    exception is returned by index, the others go on. Returns (one Timing per fn, failures)."""
+    warm-up (e.g. a progress step); ``warmup_fns[i]``, if given, makes fn i's warm-up calls (the same work, e.g.
+    with its FLOPs counted). A fn that raises drops out; its exception is returned by index, the others go on.
+    Returns (one Timing per fn, failures)."""
     failures: dict[int, Exception] = {}
 
-    def call(i: int, x: Any) -> bool:
+    def call(i: int, x: Any, fn_list: Sequence[Callable[[Any], Any]] = fns) -> bool:
         try:
-            fns[i](x)
+            fn_list[i](x)
             return True
         except Exception as exc:  # noqa: BLE001 - one method failing must not lose the others' measurements
             failures[i] = exc
@@ -103,7 +105,7 @@ def time_interleaved(fns: Sequence[Callable[[Any], Any]], inputs: Sequence[Any],
             shape = shape_of(x) if shape_of else id(x)
             if shape not in seen_shapes and i not in failures:
                 seen_shapes.add(shape)
-                call(i, x)
+                call(i, x, warmup_fns or fns)
         for _ in range(warmup_rounds):
             for x in inputs:
                 if i not in failures:

@@ -2,7 +2,8 @@
 
 Everything a method needs per image is inside the timer: resizing, the proposal network, every CLIP pass
 (all N' crops for SimBaseline), the head and the post-processing back to the original size. Text embeddings
-are cached per class list for every method (computed during warm-up; the record says so). Stages are
+are cached per class list for every method (computed before the warm-up call by `Segmenter.prepare_vocabulary`,
+or in it; the record says so). Stages are
 untrained: speed does not depend on the weights, except SimBaseline's N' (recorded per image).
 
 The methods of one benchmark and setting are timed together (`run_group`; the runner groups their cells):

@@ -23,6 +23,7 @@ from ..api import Cell, CellResult, MethodEnv, RunContext, TimingPrep
 from ..data import get_info
 from ..progress import StepProgress, tqdm_display
 from .common import method_plugin, vocabulary
+from .speed_inputs import load_images
 from .throughput import images_needed, same_size
 
 # Before a step of a kind has finished, its cost in another kind's steps (StepProgress): an instrumented pass is a
@@ -34,33 +35,14 @@ STAGES_NOTE = ("stages are timed separately from the headline (instrumented pass
                "they need not sum to ms_per_image")
 STAGES_NOTE_ROUNDS = ("stages are timed inside the timed calls (a CPU: the stage timer synchronises nothing), median "
                       "over the rounds; they need not sum to ms_per_image (the code between stages is in none)")
+GMAC_COUNTED = {
+    "warm-up": "in the warm-up call (its vocabulary prepared before it: the same per-image work as a timed call)",
+    "own call": "in a call of its own after the timed rounds",
+}
 # FLOP counts already taken in this process: (plugin, resolved spec, preparation, input shapes) -> per stage. A
 # count is one more full call of the method (ProxyCLIP at short side 512: 52 s on a 2-core CPU), and the same
 # method on the same inputs counts the same: the matched group's DeOP-family cells equal the as-published ones.
 _FLOPS_COUNTED: dict[str, tuple[str, dict[str, int]]] = {}
-
-
-def load_images(opts: dict[str, Any], data_root) -> tuple[list, str]:
-    """The first N prepared COCO-Stuff val images, or deterministic synthetic images of COCO's sizes."""
-    from ..data import open_dataset
-    from ..errors import DataError
-
-    try:
-        dataset = open_dataset("coco_stuff_171", "val", data_root)
-        n = min(opts["images"], len(dataset))
-        return [dataset[i]["image"] for i in range(n)], f"coco_stuff_171 val, first {n} images"
-    except DataError:
-        pass
-    g = torch.Generator().manual_seed(opts["seed"])
-    images = []
-    for i in range(opts["images"]):
-        h, w = opts["image_sizes"][i % len(opts["image_sizes"])]
-        # Smooth random colour fields (not white noise): proposals then see regions, as on photos.
-        low = torch.rand(3, max(2, h // 64), max(2, w // 64), generator=g) * 255
-        images.append(torch.nn.functional.interpolate(low[None], size=(h, w), mode="bilinear",
-                                                      align_corners=False)[0].round().to(torch.uint8))
-    sizes = ", ".join(f"{im.shape[1]}x{im.shape[2]}" for im in images)
-    return images, f"synthetic ({len(images)} images of COCO's typical sizes: {sizes}; COCO-Stuff not prepared)"
 
 
 class _Method:
@@ -73,7 +55,8 @@ class _Method:
         self.counts: dict[str, list[int]] = {}
         self.flops: dict[str, int] = {}
         self.phases_s: dict[str, float] = {}  # this method's build, warm-up and FLOP count (wall seconds)
-        self.flops_from: str | None = None  # the cell whose count was reused, None: counted in this group
+        self.flops_in: str | None = None  # where the FLOPs were counted: "warm-up", "own call", "reused: <cell>"
+        self.warmed = False
 
 
 class GroupTiming:
@@ -177,10 +160,27 @@ class GroupTiming:
             dtype = speed.peak_dtype(self.device, self.opts["precision"])
             self.peaks.append(speed.matmul_peak_tflops(self.device, dtype, seconds=PEAK_SAMPLE_S))
 
-    def _begin_round(self, r: int) -> None:
+    def _begin_round(self, r: int, live: list[_Method]) -> None:
+        if r == 0:  # the FLOP counts the warm-ups took (or found already taken) need no step of their own
+            self.steps.replan("flops", sum(m.flops_in is None for m in live) if self._counting else 0)
         self.steps.begin("round", f"timed round {r + 1} of {self.opts['repeats']}")
         self._round = r
         self._sample_peak()
+
+    def _warmup_call(self, m: _Method, timed):
+        """The first warm-up call prepares the vocabulary (`Segmenter.prepare_vocabulary`) under the modes of the
+        timed calls; where that leaves the call per-image work only and the stages come from the rounds (a CPU),
+        that call is also the FLOP count (the counter dispatches through Python: nothing after it is timed)."""
+        def warm(batch) -> None:
+            if m.warmed:
+                return timed(batch)
+            m.warmed = True
+            with torch.inference_mode(), speed.autocast_context(self.device, self.opts["precision"]):
+                ahead = m.segmenter.prepare_vocabulary(self.vocab)
+            if self._counting and ahead and self.stages_in_rounds and not self._reuse_flops(m):
+                return self._count_flops(m, batch, "warm-up")
+            return timed(batch)
+        return warm
 
     def _time(self, methods: list[_Method | None]) -> dict[int, speed.Timing]:
         live = [m for m in methods if m is not None]
@@ -188,8 +188,9 @@ class GroupTiming:
         timings, failures = speed.time_interleaved(
             fns, self.batches, self.device, warmup_rounds=self.opts["warmup"], repeats=self.opts["repeats"],
             budget_s=self.opts["budget_s"], shape_of=lambda bt: tuple(tuple(im.shape) for im in bt),
-            progress=lambda _done, _total: self.steps.end(), before_round=self._begin_round,
-            before_warmup=lambda i: self.steps.begin("warm-up", f"warm up {live[i].cell.row.method}"))
+            progress=lambda _done, _total: self.steps.end(), before_round=lambda r: self._begin_round(r, live),
+            before_warmup=lambda i: self.steps.begin("warm-up", f"warm up {live[i].cell.row.method}"),
+            warmup_fns=[self._warmup_call(m, fn) for m, fn in zip(live, fns)])
         self.steps.drop("warm-up")  # the methods that failed to build are not warmed up
         self.steps.drop("round")  # rounds a time budget cut (none when every planned round ran)
         for m, seconds in zip(live, self.steps.durations["warm-up"]):
@@ -240,23 +241,33 @@ class GroupTiming:
                         counts.setdefault(key, []).extend(values)
                 m.passes.append(per_batch)
                 m.counts = counts
-        for m in live if self.opts["gmac"] else []:
-            self.steps.begin("flops", f"count FLOPs of {m.cell.row.method}")
-            key = self._flops_key(m)
-            if key in _FLOPS_COUNTED:
-                m.flops_from, flops = _FLOPS_COUNTED[key]
-                m.flops = dict(flops)
-                continue
-            # FLOPs of the first batch only: counting dispatches every op through Python; the other images
-            # differ only in size and N'.
-            counter = speed.StageTimer(self.device, count_flops=True)
-            with speed.no_grad_params(m.segmenter):
-                self._infer(m, self.batches[0], counter, grad_mode=torch.no_grad)
-            m.flops = dict(counter.flops)
-            _FLOPS_COUNTED[key] = (m.cell.id, dict(m.flops))
+        for m in live if self._counting else []:
+            if m.flops_in is None and not self._reuse_flops(m):
+                self.steps.begin("flops", f"count FLOPs of {m.cell.row.method}")
+                self._count_flops(m, self.batches[0], "own call")
         self.steps.drop("flops")  # the methods not measured are not counted
         for m, seconds in zip(live, self.steps.durations["flops"]):
             m.phases_s["flops"] = seconds
+
+    @property
+    def _counting(self) -> bool:
+        return bool(self.opts["breakdown"] and self.opts["gmac"])
+
+    def _reuse_flops(self, m: _Method) -> bool:
+        """Take the count of the same method on the same inputs from earlier in this process, if there is one."""
+        hit = _FLOPS_COUNTED.get(self._flops_key(m))
+        if hit is not None and m.flops_in is None:
+            m.flops_in, m.flops = f"reused: counted for {hit[0]}", dict(hit[1])
+        return hit is not None
+
+    def _count_flops(self, m: _Method, batch, where: str) -> None:
+        # FLOPs of the first batch only: counting dispatches every op through Python; the other images differ
+        # only in size and N'.
+        counter = speed.StageTimer(self.device, count_flops=True)
+        with speed.no_grad_params(m.segmenter):
+            self._infer(m, batch, counter, grad_mode=torch.no_grad)
+        m.flops, m.flops_in = dict(counter.flops), where
+        _FLOPS_COUNTED[self._flops_key(m)] = (m.cell.id, dict(m.flops))
 
     def _flops_key(self, m: _Method) -> str:
         spec = method_plugin(m.cell.row.method).resolve(m.cell.method_options)
@@ -334,8 +345,8 @@ class GroupTiming:
         achieved = flops / batch0_s / 1e12
         return {
             **figures,
-            "gmac_counted": (f"reused: counted for {m.flops_from} in this process (same method, resolved options "
-                             f"and inputs)" if m.flops_from else "in this group"),
+            "gmac_counted": GMAC_COUNTED.get(m.flops_in, f"{m.flops_in} in this process (the same method, "
+                                                         f"resolved options, weights and inputs)"),
             "stage_gmac": {k: v / 2e9 / b for k, v in m.flops.items()},
             "gmac_of": f"batch 0 ({', '.join(str(tuple(im.shape[-2:])) for im in self.batches[0])})",
             "gmac": flops / 2e9, "achieved_tflops": achieved, "peak_tflops": peak, "peak_source": source,

@@ -111,6 +111,12 @@ class DenseSegmenter(nn.Module):
         return self.predict_batch([image], vocab, max_size=max_size)[0]
 
     @torch.no_grad()
+    def prepare_vocabulary(self, vocab: Vocabulary) -> bool:
+        """The queries' text embeddings, as `predict_batch` asks for them (kept by the text encoder's cache)."""
+        self.text(list(self.queries(vocab, self.spec.for_dataset(vocab.dataset).names).queries))
+        return True
+
+    @torch.no_grad()
     def predict_batch(self, images: Sequence[Tensor], vocab: Vocabulary, *, max_size: int = 2560,
                       timer: Timer = no_timer) -> list[Tensor]:
         """Each image on its own (windows are batched within an image). `max_size`, the dataset's test cap, is

@@ -70,6 +70,12 @@ class MultiPassSegmenter(ProposalPipeline):
         return CPU_CROP_CHUNK if self.device.type == "cpu" else None
 
     @torch.no_grad()
+    def prepare_vocabulary(self, vocab: Vocabulary) -> bool:
+        """The class names' text embeddings, as `predict_batch` asks for them (kept by the text encoder's cache)."""
+        self.text(list(vocab.names))
+        return True
+
+    @torch.no_grad()
     def predict_batch(self, images: Sequence[torch.Tensor], vocab: Vocabulary, *, max_size: int = 2560,
                       timer: Timer = no_timer) -> list[torch.Tensor]:
         """Several images at once (throughput mode): one proposal forward, and the crops of all images in one

@@ -103,3 +103,9 @@ class OnePassSegmenter(ProposalPipeline):
             return [semantic_inference(logits[i], mask_logits[i], tuple(r.shape[-2:]), tuple(im.shape[-2:]),
                                        tuple(padded.shape[-2:]))
                     for i, (r, im) in enumerate(zip(resized, images))]
+
+    @torch.no_grad()
+    def prepare_vocabulary(self, vocab: Vocabulary) -> bool:
+        """The class names' text embeddings, as `classify` asks for them (kept by the text encoder's cache)."""
+        self.text(list(vocab.names))
+        return True

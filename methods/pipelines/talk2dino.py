@@ -86,6 +86,12 @@ class Talk2DINOSegmenter(nn.Module):
         return self.predict_batch([image], vocab, max_size=max_size)[0]
 
     @torch.no_grad()
+    def prepare_vocabulary(self, vocab: Vocabulary) -> bool:
+        """The foreground names' projected text embeddings, as `predict_batch` asks for them (kept in `_text`)."""
+        self.text([vocab.names[i] for i in range(len(vocab.names)) if i != vocab.background])
+        return True
+
+    @torch.no_grad()
     def predict_batch(self, images: Sequence[Tensor], vocab: Vocabulary, *, max_size: int = 2560,
                       timer: Timer = no_timer) -> list[Tensor]:
         del max_size

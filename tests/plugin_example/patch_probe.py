@@ -11,7 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import Fitted, MethodEnv, SegmentationMethod, Timer, TimingPrep, Vocabulary, no_timer
+from harness.api import (
+    Fitted,
+    MethodEnv,
+    SegmentationMethod,
+    Segmenter,
+    Timer,
+    TimingPrep,
+    Vocabulary,
+    no_timer,
+)
 from harness.data.transforms import resize_shortest_edge
 from harness.errors import ConfigError
 from methods.components.clip_dense import DenseCLIP
@@ -19,8 +28,9 @@ from methods.components.text import TextEncoder
 from methods.components.weights import build_clip, weights_problem
 
 
-class PatchProbeSegmenter(nn.Module):
-    """A `harness.api.Segmenter`: its members are the whole of what the tasks see."""
+class PatchProbeSegmenter(nn.Module, Segmenter):
+    """A `harness.api.Segmenter`: its members are the whole of what the tasks see. Subclassing the protocol (after
+    nn.Module) inherits the defaults of its optional members (`prepare_vocabulary`)."""
 
     def __init__(self, clip_model: nn.Module, short_side: int, templates: str) -> None:
         super().__init__()
