@@ -31,8 +31,9 @@ Options:
   cpu: true                    false: the cell runs only on a GPU (ViT-L by default), opt in with true
   breakdown: true              per-stage times and GMAC from instrumented passes
   breakdown_passes: 3          instrumented passes per method; the breakdown is their median
-  gmac: true                   with the breakdown, count each method's FLOPs (one more call per method; reused
-                               within a process): GMAC, % of peak; false: stage times only
+  gmac: true                   with the breakdown, count each method's FLOPs (on a CPU in its warm-up call when
+                               it prepares its vocabulary ahead, else one more call; reused within a process):
+                               GMAC, % of peak; false: stage times only
   breakdown_in: auto           where the stage times come from: rounds (the timed calls themselves: a CPU only,
                                where the stage timer synchronises nothing; no instrumented passes run) | passes
                                (separate instrumented passes) | auto (rounds on a CPU, passes on a GPU)
