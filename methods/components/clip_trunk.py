@@ -251,14 +251,14 @@ def _vision_transformer(clip_model: nn.Module) -> nn.Module:
 
     visual = getattr(clip_model, "visual", clip_model)
     if not isinstance(visual, VisionTransformer):
-        raise ConfigError(f"DenseCLIP needs an open_clip ViT image tower, got {type(visual).__name__} "
+        raise ConfigError(f"The dense CLIP trunk needs an open_clip ViT image tower, got {type(visual).__name__} "
                           "(ResNet and timm towers are not supported).")
     if visual.attn_pool is not None or visual.pool_type != "tok" or visual.final_ln_after_pool:
-        raise ConfigError("DenseCLIP supports CLIP ViTs with CLS-token pooling (pool_type 'tok', no attentional "
-                          "pooler), as in ViT-B-16 and ViT-L-14-336.")
+        raise ConfigError("The dense CLIP trunk supports CLIP ViTs with CLS-token pooling (pool_type 'tok', no "
+                          "attentional pooler), as in ViT-B-16 and ViT-L-14-336.")
     for block in visual.transformer.resblocks:
         if not isinstance(block, ResidualAttentionBlock) or not block.attn._qkv_same_embed_dim:
-            raise ConfigError("DenseCLIP supports open_clip's standard ResidualAttentionBlock "
+            raise ConfigError("The dense CLIP trunk supports open_clip's standard ResidualAttentionBlock "
                               "(nn.MultiheadAttention with a packed in-projection).")
     return visual
 
