@@ -33,6 +33,8 @@ TOOLS.register("attention-rules", "methods.components.attention_rules:rule_descr
 PARTS.register("attention", "methods.components.attention_rules:ATTENTION_RULES")
 PARTS.register("decision", "methods.components.queries:DECISIONS")
 PARTS.register("pooling", "methods.components.pooling:POOLINGS")
+PARTS.register("cal", "methods.components.cal_heads:CAL_HEADS")
+PARTS.register("proposals", "methods.components.proposal_sources:PROPOSAL_SOURCES")
 PARTS.register("image-model", "methods.components.image_models:IMAGE_MODELS")
 PARTS.register("coupling", "methods.components.window_coupling:COUPLINGS")
 PARTS.register("refinement", "methods.components.refinements:REFINEMENTS")

@@ -16,9 +16,10 @@ from harness.errors import ConfigError
 from harness.parts import option
 
 from .components.attention_rules import RULE_ALIASES, rule_names
+from .components.cal_heads import CAL_HEADS, ConvCAL, LayeredCAL, QueryCAL
 from .components.pooling import POOLINGS
-from .spec_base import SpecBase
-from .stages.proposal_options import proposal_config
+from .components.proposal_sources import PROPOSAL_SOURCES, MaskFormerProposals
+from .spec_base import SpecBase, part_option
 
 # Choices of the string options; `ps` is checked against the attention-rule table, which plugins may extend.
 # A new `kind` also needs its segmenter class in `methods.pipelines.assemble.PIPELINES`.
@@ -27,8 +28,6 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "text_prompt": ("offline", "learnable", "templates"),
     "templates": ("single", "vild", "imagenet"),
     "visual_prompt": ("none", "add"),
-    "cal": ("none", "query", "conv"),
-    "conv_variant": ("paper", "released"),
     "input_normalisation": ("imagenet", "clip"),
     "background_fill": ("normalised-mean", "mean-colour"),
 }
@@ -48,7 +47,8 @@ class MethodSpec(SpecBase):
     """Everything that defines a method. Field docs say which paper section / METHOD_SPEC item they follow."""
 
     builder: ClassVar[str] = "methods.pipelines.assemble:assemble"
-    part_options: ClassVar[dict[str, str]] = {"ps": "attention", "pooling": "pooling"}
+    part_options: ClassVar[dict[str, str]] = {"ps": "attention", "pooling": "pooling", "cal": "cal",
+                                              "proposal_source": "proposals"}
     option_aliases: ClassVar[dict[str, str]] = {"attention": "ps"}  # the training-free family's name of `ps`
 
     kind: str = _choice("kind", "one-pass", "the pipeline")
@@ -74,10 +74,12 @@ class MethodSpec(SpecBase):
     # Pooling without CAL: a registered pooling part (its own options pass through, e.g. an out-of-tree one's).
     pooling: str = option("mask", "how a proposal is pooled without CAL (harness list parts)",
                           choices=lambda: tuple(POOLINGS), omit_default=True)
-    cal: str = _choice("cal", "none")
-    cal_layers: int = option(1, "inner layers of the query-based CAL decoder", low=0)
-    cal_dropout: float = option(0.1, "CAL decoder dropout", low=0.0, high=1.0)  # the official decoder dropout; 0 makes DDP and single-process training identical
-    conv_variant: str = _choice("conv_variant", "paper")
+    # The CAL head: a registered part of kind cal (components/cal_heads.py); its options are declared there.
+    cal: str = option("none", "the CAL head (a part of kind cal): none, query or conv (harness list parts)",
+                      choices=lambda: tuple(CAL_HEADS))
+    cal_layers: int = part_option(LayeredCAL, "cal_layers")
+    cal_dropout: float = part_option(QueryCAL, "cal_dropout")
+    conv_variant: str = part_option(ConvCAL, "conv_variant")
     # Inference (METHOD_SPEC 4, 8, 3): test short side, input statistics (the official DeOP feeds CLIP the
     # ImageNet-normalised tensor), SimBaseline's mask threshold and ensemble lambda per dataset.
     test_short_side: int = option(512, "test-time short side (pixels)", low=16, high=8192)
@@ -94,15 +96,19 @@ class MethodSpec(SpecBase):
     focal_weight: float = 2.0
     dice_weight: float = 0.8
     output_sigma: float = 3.0
-    # The proposal network (METHOD_SPEC 1): MaskFormerConfig overrides, e.g. {"backbone": "resnet10t"}.
-    proposals: Mapping[str, Any] = option({}, "MaskFormerConfig overrides")
+    # Where the proposals come from: a registered part of kind proposals (components/proposal_sources.py); the
+    # class-agnostic MaskFormer (METHOD_SPEC 1) with MaskFormerConfig overrides, e.g. {"backbone": "resnet10t"}.
+    proposal_source: str = option("maskformer", "where the proposals come from (a part of kind proposals)",
+                                  choices=lambda: tuple(PROPOSAL_SOURCES), omit_default=True)
+    proposals: Mapping[str, Any] = part_option(MaskFormerProposals, "proposals")
 
     def __post_init__(self) -> None:
         super().__post_init__()  # types, ranges and choices of every field (harness.parts)
         if not self.alpha or any(not 0.0 <= a <= 1.0 for a in self.alpha):
             raise ConfigError(f"option alpha={list(self.alpha)} must list one to a few values in [0, 1] "
                               f"(alpha of the last block first).")
-        proposal_config(self.proposals)  # nested keys too, before any stage trains
+        for name in ("pooling", "cal", "proposal_source"):  # their options (an out-of-tree part's too), now
+            self.build_part(name)
         if self.kind == "multi-pass" and (self.ps != "none" or self.cal != "none" or self.visual_prompt != "none"):
             raise ConfigError("a multi-pass (SimBaseline) method classifies crops with plain CLIP: ps, cal and "
                               "visual_prompt must be 'none'.")
@@ -111,7 +117,7 @@ class MethodSpec(SpecBase):
     def trains_head(self) -> bool:
         """Whether stage 3 has anything to train (the baseline has not: frozen CLIP, mask pooling)."""
         return self.kind == "one-pass" and (
-            self.text_prompt == "learnable" or self.visual_prompt != "none" or self.cal != "none")
+            self.text_prompt == "learnable" or self.visual_prompt != "none" or CAL_HEADS[self.cal].trains)
 
     def lam(self, dataset: str) -> float:
         return float(self.ensemble_lambda.get(dataset, self.default_lambda))

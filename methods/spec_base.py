@@ -26,7 +26,11 @@ def part_option(part: type[Part], field_name: str) -> Any:
     """A spec field that mirrors an option of a part (its default, range and description declared once, in the
     part): e.g. the training-free spec's ``sigma`` is `KKGauss`'s."""
     source = {f.name: f for f in dataclasses.fields(part)}[field_name]
-    return dataclasses.field(default=source.default, metadata={**source.metadata, "part": f"{part.kind} {part.name!r}"})
+    label = f"{part.kind} {part.name!r}" if part.name else part.kind  # an unregistered base: the kind
+    metadata = {**source.metadata, "part": label}
+    if source.default_factory is not dataclasses.MISSING:  # a mapping default: one copy per instance
+        return dataclasses.field(default_factory=source.default_factory, metadata=metadata)
+    return dataclasses.field(default=source.default, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -186,16 +186,24 @@ class MPS(AttnRule):
 VANILLA = Vanilla()
 
 
-def run_block(block: nn.Module, x: Tensor, rule: AttnRule | None = None, masks: Tensor | None = None) -> Tensor:
+def run_block(block: nn.Module, x: Tensor, rule: AttnRule | None = None, masks: Tensor | None = None, *,
+              residual: bool = True, ffn: bool = True, grid: tuple[int, int] | None = None,
+              proxy: Tensor | None = None) -> Tensor:
     """open_clip's ResidualAttentionBlock forward on batch-first tokens x (B, T, C), its attention branch computed
-    by ``rule`` (None: CLIP's own attention, `Vanilla`, through SDPA).
+    by ``rule`` (None: CLIP's own attention, `Vanilla`, through SDPA) with the ``grid``/``proxy`` its `context`
+    names; ``residual``/``ffn`` False drop the residual sum (y = out(A)) / the FFN (the training-free last blocks).
 
-    The one block runner of `DenseCLIP`'s dense path and of its crop path (SimBaseline's N' CLIP passes), so that
-    every method gets the same attention kernel; open_clip's own block would take nn.MultiheadAttention's native
-    path under no_grad, which materialises the attention matrix (and which torch's FLOP counter does not see)."""
+    The one block runner of the dense trunk (`clip_trunk.CLIPTrunk`: DeOP's, the training-free family's) and of the
+    crop path (SimBaseline's N' CLIP passes), so that every method gets the same attention kernel; open_clip's own
+    block would take nn.MultiheadAttention's native path under no_grad, which materialises the attention matrix
+    (and which torch's FLOP counter does not see)."""
     rule = VANILLA if rule is None else rule
-    x = x + block.ls_1(rule.mix(block.ln_1(x), block.attn, masks))
-    return x + block.ls_2(run_mlp(block.mlp, block.ln_2(x)))
+    available = {"grid": grid, "proxy": proxy}
+    a = rule.mix(block.ln_1(x), block.attn, masks, **{k: available[k] for k in rule.context})
+    y = x + block.ls_1(a) if residual else a
+    if ffn:
+        y = y + block.ls_2(run_mlp(block.mlp, block.ln_2(y)))
+    return y
 
 
 def run_mlp(mlp: nn.Module, x: Tensor) -> Tensor:

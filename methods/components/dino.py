@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from harness.errors import WeightsError
 from harness.paths import refused_pickle_message
 
-from .clip_dense import CLIP_MEAN_255, CLIP_STD_255, IMAGENET_MEAN_255, IMAGENET_STD_255
+from .clip_trunk import CLIP_MEAN_255, CLIP_STD_255, IMAGENET_MEAN_255, IMAGENET_STD_255
 from .weights import WeightsInfo, hub_offline, local_weights_path, network_reachable, sha256_of
 
 DINO_ARCH = "vit_base_patch8_224"

@@ -114,26 +114,29 @@ class SCCLIPImageModel(ImageModel):
         return SCCLIPLayers(self.pre_layer, self.post_layer, self.multi_start_layer, self.multi_end_layer)
 
     def window_model(self, clip_model: nn.Module, spec: WindowSpec) -> nn.Module:
-        return SCCLIPWindows(_last_block(clip_model, spec), self, spec.pos_interp)
+        return SCCLIPWindows(clip_model, self, spec.pos_interp)
 
 
 class SCCLIPWindows(nn.Module):
-    """The dense pipeline's window model with SC-CLIP's forward (normalise, patch_size and pixel_mean of the
-    frozen trunk it replaces)."""
+    """The dense pipeline's window model with SC-CLIP's forward (`SCCLIPEncoder`, which has no proxy input)."""
 
-    def __init__(self, trunk: nn.Module, options: SCCLIPImageModel, pos_interp: str) -> None:
+    def __init__(self, clip_model: nn.Module, options: SCCLIPImageModel, pos_interp: str) -> None:
         super().__init__()
-        n_blocks = len(trunk.visual.transformer.resblocks)
-        self.encoder = SCCLIPEncoder(trunk.visual, options.layers(n_blocks), beta=options.agg_beta,
+        from .clip_trunk import frozen_vision_transformer
+
+        n_blocks = len(frozen_vision_transformer(clip_model).transformer.resblocks)
+        self.encoder = SCCLIPEncoder(clip_model, options.layers(n_blocks), beta=options.agg_beta,
                                      res_cls=options.res_cls, lof_k=options.lof_k,
                                      lof_contamination=options.lof_contamination, lof=options.lof,
                                      pos_interp=pos_interp)
-        self.patch_size = trunk.patch_size
-        self.register_buffer("pixel_mean", trunk.pixel_mean.clone(), persistent=False)
-        self.register_buffer("pixel_std", trunk.pixel_std.clone(), persistent=False)
+        self.patch_size = self.encoder.patch_size
+
+    @property
+    def pixel_mean(self) -> Tensor:
+        return self.encoder.pixel_mean
 
     def normalise(self, images: Tensor) -> Tensor:
-        return (images.float() - self.pixel_mean) / self.pixel_std
+        return self.encoder.normalise(images)
 
     def forward(self, x: Tensor, proxy: Tensor | None = None) -> Tensor:
         return self.encoder(x)

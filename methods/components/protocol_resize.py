@@ -1,6 +1,7 @@
-"""How the training-free family's repositories resize: CLIP's positional grid and the input image.
+"""How CLIP's positional grid and the input image are resized: DeOP's way and the training-free repositories'.
 
-Two fidelity details (NEXT_METHODS_SPEC, "Two fidelity details"), each a recorded option of the dense pipeline:
+Two fidelity details (NEXT_METHODS_SPEC, "Two fidelity details"), each a recorded option of the dense pipeline
+(`pos_interp` is also the one trunk's, `clip_trunk.CLIPTrunk`: DeOP's `DenseCLIP` uses "size"):
 
 - `pos_interp`: "scale-factor" is what SCLIP (wangf3014/SCLIP @b56bd30 clip/model.py L263-281), NACLIP
   (sinahmr/NACLIP @0cac3a6 clip/model.py L134-150), ClearCLIP (mc-lan/ClearCLIP @ad68a40 open_clip/transformer.py
@@ -9,7 +10,8 @@ Two fidelity details (NEXT_METHODS_SPEC, "Two fidelity details"), each a recorde
   False), so torch samples source position (i + 0.5) * n0 / (g + 0.1) - 0.5, not (i + 0.5) * n0 / g - 0.5; the
   output has floor(g + 0.1) = g cells. Their forward interpolates only when the token count differs from the
   table's, so a window with n0 * n0 patches in another shape keeps the table as it is (replicated here).
-  "size" resizes to the target grid (DeOP's official code, and `clip_dense.resample_token_table`).
+  "size" resizes to the target grid (DeOP's official code, `resample_token_table`, which resizes DeOP's prompt
+  tables too).
 - `resize`: "cv2" is mmseg's `Resize(keep_ratio=True)` (mmcv `imrescale`, backend cv2): `cv2.resize` with
   INTER_LINEAR on the uint8 image, whose result is uint8 (rounded); "torch" is bilinear `F.interpolate` on floats.
 """
@@ -23,10 +25,22 @@ from torch import Tensor
 
 from harness.errors import ConfigError
 
-from .clip_dense import resample_token_table
-
 POS_INTERPS = ("scale-factor", "size")
 RESIZES = ("cv2", "torch")
+
+
+def resample_token_table(table: Tensor, src_grid: tuple[int, int], dst_grid: tuple[int, int]) -> Tensor:
+    """(1 + src_h*src_w, C) -> (1 + dst_h*dst_w, C): CLS row kept, patch rows resized bicubically
+    (F.interpolate defaults, align_corners=False), as the official DeOP code resizes CLIP's positional embedding
+    and its learned prompt tables (METHOD_SPEC 4.2-4.4)."""
+    if tuple(src_grid) == tuple(dst_grid):
+        return table
+    width = table.shape[-1]
+    patches = table[1:].reshape(1, src_grid[0], src_grid[1], width).permute(0, 3, 1, 2)
+    work_dtype = torch.promote_types(table.dtype, torch.float32)  # bicubic in at least fp32
+    patches = F.interpolate(patches.to(work_dtype), size=dst_grid, mode="bicubic", align_corners=False)
+    patches = patches.permute(0, 2, 3, 1).reshape(-1, width).to(table.dtype)
+    return torch.cat([table[:1], patches], dim=0)
 
 
 def resample_positions(table: Tensor, native_grid: tuple[int, int], grid: tuple[int, int],

@@ -32,6 +32,8 @@ from torch import Tensor, nn
 
 from harness.errors import ConfigError
 
+from .clip_trunk import CLIPTrunk
+
 LOF_VARIANTS = ("official", "sklearn")
 
 
@@ -163,19 +165,17 @@ def scclip_tokens(block_outputs: list[Tensor], last_block: nn.Module, grid: tupl
     return x + aggregate(y, after, beta)
 
 
-class SCCLIPEncoder(nn.Module):
+class SCCLIPEncoder(CLIPTrunk):
     """A frozen open_clip ViT run the SC-CLIP way: normalised images (B, 3, H, W) -> L2-normalised patch features
-    (B, D, gh, gw). Blocks 1..L-1 run unchanged (through `run_block`, SDPA); positions resampled by `pos_interp`
-    (`protocol_resize`); a side that is not a multiple of the patch is cut, as the repository's stride-p conv."""
+    (B, D, gh, gw). Blocks 1..L-1 run unchanged on the one trunk (`clip_trunk.CLIPTrunk`, through `run_block`,
+    SDPA); positions resampled by `pos_interp` (`protocol_resize`); a side that is not a multiple of the patch is
+    cut, as the repository's stride-p conv."""
 
     def __init__(self, clip_model: nn.Module, layers: SCCLIPLayers | None = None, *, beta: float = 0.4,
                  res_cls: float | None = None, lof_k: int = 30, lof_contamination: float = 0.05,
                  lof: str = "official", pos_interp: str = "scale-factor") -> None:
-        super().__init__()
-        from .clip_dense import frozen_vision_transformer
-
-        self.visual = visual = frozen_vision_transformer(clip_model)
-        n_blocks = len(visual.transformer.resblocks)
+        super().__init__(clip_model, normalisation="clip", remainder="crop", pos_interp=pos_interp)
+        n_blocks = len(self.visual.transformer.resblocks)
         self.layers = default_layers(n_blocks) if layers is None else layers
         self.layers.check(n_blocks)
         if res_cls is None:
@@ -189,31 +189,12 @@ class SCCLIPEncoder(nn.Module):
             raise ConfigError(f"option lof_k must be an integer >= 1, got {lof_k!r}.")
         self.beta, self.res_cls, self.lof_k, self.lof_contamination, self.lof = beta, res_cls, lof_k, \
             lof_contamination, lof
-        self.pos_interp = pos_interp
-        self.patch_size = tuple(visual.patch_size)
-        self.native_grid = tuple(visual.grid_size)
-
-    def train(self, mode: bool = True) -> SCCLIPEncoder:
-        super().train(mode)
-        self.visual.eval()
-        return self
 
     def block_outputs(self, x: Tensor) -> tuple[list[Tensor], tuple[int, int]]:
         """Normalised images -> [block 1 .. block L-1 tokens (B, 1 + N, C)], grid."""
-        from .attention_rules import run_block
-        from .protocol_resize import resample_positions
-
-        v = self.visual
-        grid = (x.shape[-2] // self.patch_size[0], x.shape[-1] // self.patch_size[1])
-        x = x[..., :grid[0] * self.patch_size[0], :grid[1] * self.patch_size[1]].to(v.conv1.weight.dtype)
-        t = v.conv1(x).flatten(2).transpose(1, 2)
-        cls = v.class_embedding.to(t.dtype).view(1, 1, -1).expand(t.shape[0], -1, -1)
-        pos = resample_positions(v.positional_embedding, self.native_grid, grid, self.pos_interp)
-        t = v.ln_pre(torch.cat([cls, t], dim=1) + pos.to(t.dtype))
-        outputs = []
-        for block in v.transformer.resblocks[:-1]:
-            t = run_block(block, t)
-            outputs.append(t)
+        x, grid = self.to_whole_patches(x)
+        outputs: list[Tensor] = []
+        self.run_blocks(self.embed(x, grid), grid, stop=-1, outputs=outputs)
         return outputs, grid
 
     def forward(self, x: Tensor) -> Tensor:

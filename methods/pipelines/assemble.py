@@ -27,7 +27,7 @@ from ..spec import CHOICES, MethodSpec
 from ..stages.common import resolve_device
 from ..stages.head import load_head, train_head
 from ..stages.prompts import load_prompts, train_prompts
-from ..stages.proposals import build_maskformer, load_proposals, train_proposals
+from ..stages.proposals import load_proposals, train_proposals
 from .common import ProposalPipeline
 from .multipass import MultiPassSegmenter
 from .onepass import OnePassSegmenter
@@ -89,12 +89,13 @@ def assemble(name: str, spec: MethodSpec, env: MethodEnv, *, train: bool, random
             text_identity = {"prompts": meta["hash"]}
 
     # Stage 2: the proposal network with the stage-1 text classifier of the seen classes.
+    source = spec.build_part("proposal_source")  # components/proposal_sources.py
     with seeded(env.seed, "proposals"):
-        maskformer = build_maskformer(spec, int(clip_model.text_projection.shape[1])).to(device)
+        maskformer = source.build(int(clip_model.text_projection.shape[1])).to(device)
     if train:
         with torch.no_grad():
             seen_text = text(info.seen_names).float()
-        proposal_spec = {**base, **text_identity, "maskformer": dict(spec.proposals),
+        proposal_spec = {**base, **text_identity, **source.identity(),
                          "schedule": schedules.get("proposals", {})}
         directory, meta = run_stage(env.cache_dir, "proposals", proposal_spec,
                                     lambda d: train_proposals(maskformer, seen_text, env, d,

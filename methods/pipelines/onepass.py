@@ -15,7 +15,7 @@ from torch import nn
 
 from harness.api import Timer, Vocabulary, no_timer
 
-from ..components.anchors import ConvHeatmapDecoder, QueryHeatmapDecoder, masks_to_grid
+from ..components.anchors import masks_to_grid
 from ..components.attention_rules import rules_for
 from ..components.clip_dense import DenseCLIP
 from ..components.losses import deop_segmentation_loss
@@ -41,15 +41,10 @@ class OnePassSegmenter(ProposalPipeline):
         self.void_embedding = nn.Parameter(void_embedding.detach().clone(), requires_grad=spec.trains_head)
         dim = int(void_embedding.shape[0])
         queries = maskformer.cfg.num_queries
-        if spec.cal == "query":
-            self.head: nn.Module | None = QueryHeatmapDecoder(d_model=dim, nheads=8, dim_ff=2 * dim,
-                                                              num_layers=spec.cal_layers, num_queries=queries,
-                                                              dropout=spec.cal_dropout)
-        elif spec.cal == "conv":
-            self.head = ConvHeatmapDecoder(d=dim, num_layers=spec.cal_layers, variant=spec.conv_variant)
-        else:
-            self.head = None
-        self.pooling = spec.build_part("pooling")  # without CAL (a frozen part: no parameters)
+        # the CAL head (components/cal_heads.py; None without CAL), then the pooling used without one (a frozen
+        # part: no parameters)
+        self.head: nn.Module | None = spec.build_part("cal").build(dim, queries)
+        self.pooling = spec.build_part("pooling")
 
     def train(self, mode: bool = True) -> OnePassSegmenter:
         super().train(mode)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from harness.api import Fitted, Timer, TimingPrep, Vocabulary, no_timer
 
-from ..components.clip_dense import IMAGENET_MEAN_255, IMAGENET_STD_255
+from ..components.clip_trunk import IMAGENET_MEAN_255, IMAGENET_STD_255
 from ..components.image_models import Talk2DINOImageModel
 from ..components.protocol_resize import resize_image
 from ..components.sliding import windows

@@ -26,7 +26,7 @@ from harness.results import atomic_write_text
 from harness.train.checkpoint import atomic_torch_save, load_stage_file
 from harness.train.loop import TrainConfig, train
 
-from ..components.clip_dense import CLIP_MEAN_255, CLIP_STD_255
+from ..components.clip_trunk import CLIP_MEAN_255, CLIP_STD_255
 from .common import rank_share, resolve_device, stage_schedule
 
 OFFICIAL = TrainConfig(iters=16000, batch_size=32, lr=0.02, weight_decay=5e-4, optimizer="sgd", momentum=0.9,

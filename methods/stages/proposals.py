@@ -24,7 +24,6 @@ from ..components.proposals import (
     targets_from_semantic,
 )
 from .common import augmented_training_set, resolve_device, segmentation_batches, stage_schedule
-from .proposal_options import proposal_config
 
 OFFICIAL = TrainConfig(iters=60000, batch_size=32, lr=1e-4, weight_decay=1e-4, optimizer="adamw",
                        schedule="poly", power=0.9, clip_grad_norm=0.01, lr_multipliers=(("backbone", 0.1),),
@@ -49,15 +48,6 @@ class ProposalTraining(nn.Module):
         targets = [targets_from_semantic(label, self.ignore_index) for label in labels]
         losses = self.criterion(outputs, targets)
         return {k: v * self.criterion.weight_dict[k] for k, v in losses.items() if k in self.criterion.weight_dict}
-
-
-def build_maskformer(spec, embed_dim: int) -> MaskFormer:
-    cfg = proposal_config(spec.proposals)
-    if cfg.embed_dim != embed_dim:  # the class embedding lives in CLIP's joint space
-        from dataclasses import replace
-
-        cfg = replace(cfg, embed_dim=embed_dim)
-    return MaskFormer(cfg)
 
 
 def train_proposals(model: MaskFormer, text_embeddings: torch.Tensor, env, directory: Path, schedule: dict) -> dict:

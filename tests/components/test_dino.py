@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from harness.errors import WeightsError
-from methods.components.clip_dense import CLIP_MEAN_255, CLIP_STD_255, IMAGENET_MEAN_255, IMAGENET_STD_255
+from methods.components.clip_trunk import CLIP_MEAN_255, CLIP_STD_255, IMAGENET_MEAN_255, IMAGENET_STD_255
 from methods.components.dino import DinoFeatures, build_dino, dino_weights_problem
 
 

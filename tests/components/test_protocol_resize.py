@@ -82,7 +82,7 @@ def test_training_free_clip_adds_the_chosen_positions():
     for mode in ("scale-factor", "size"):
         model = TrainingFreeCLIP(clip, make_rule("identity"), pos_interp=mode)
         expected = resample_positions(visual.positional_embedding, tuple(visual.grid_size), (3, 5), mode)
-        assert torch.equal(model._positions((3, 5)), expected)
+        assert torch.equal(model.positions((3, 5)), expected)
     with pytest.raises(ConfigError, match="pos_interp"):
         TrainingFreeCLIP(clip, make_rule("identity"), pos_interp="area")
 
