@@ -99,8 +99,10 @@ class TrainingFreeSpec(SpecBase):
     # "clearclip", "proxyclip" files with synonyms and background words, or "plain" catalog names), or the path
     # of one's own file (".txt", one class per line, synonyms separated by ", ").
     names: str = "plain"
-    templates: str = option("imagenet", "prompt templates: imagenet, single, vild or a .txt file of templates "
-                            "(components/template_axis.py)")
+    templates: str = option("imagenet", "prompt templates: imagenet, single, vild, a .txt file of templates or "
+                            "floss:<rankings>.json (FLOSS's per-class experts; components/template_axis.py)")
+    floss_top_n: int = option(4, "expert templates per class under templates: floss:... (FLOSS's top_n)",
+                              low=1, high=80, omit_default=True)
     tau: float = part_option(Decision, "tau")
     prob_thd: float = part_option(Decision, "prob_thd")
     area_thd: float = part_option(Decision, "area_thd")
@@ -121,8 +123,7 @@ class TrainingFreeSpec(SpecBase):
     def __post_init__(self) -> None:
         super().__post_init__()  # types, ranges and choices of every field (harness.parts)
         if parse_templates(self.templates)[0] == "floss":  # ConfigError naming `templates` for a bad value
-            raise ConfigError(f"option templates={self.templates!r}: FLOSS's expert fusion is a component "
-                              f"(components/template_axis.py), not yet an option of this pipeline.")
+            self._check_floss()
         if self.names not in FAMILIES and not self.names.endswith(".txt"):
             raise ConfigError(f"option names={self.names!r}: unknown names family; choose one of "
                               f"{', '.join(FAMILIES)}, or give the path of a name file ending in .txt.")
@@ -144,6 +145,19 @@ class TrainingFreeSpec(SpecBase):
             if bad:
                 raise ConfigError(f"option per_dataset.{dataset}: only {', '.join(sorted(PER_DATASET_OPTIONS))} "
                                   f"may change per dataset, got {bad}.")
+
+    def _check_floss(self) -> None:
+        """FLOSS fuses per-window probabilities of the dense pipeline's own windows (naclip.py, fusion mode): a
+        pipeline of its own (Talk2DINO) or coupled windows (LPOSS's seeds are logits, not probabilities) has no
+        such place."""
+        from .components.image_models import DENSE_BUILDER
+
+        if self.image_model_part().builder != DENSE_BUILDER:
+            raise ConfigError(f"option templates={self.templates!r}: FLOSS's fusion runs in the dense pipeline; "
+                              f"image model {self.image_model!r} builds its own.")
+        if self.coupling != "independent":
+            raise ConfigError(f"option templates={self.templates!r}: FLOSS fuses each window's probabilities; "
+                              f"coupling {self.coupling!r} couples the windows' logits (use coupling: independent).")
 
     @property
     def trains(self) -> bool:
