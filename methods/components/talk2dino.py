@@ -208,7 +208,7 @@ def background_clean(scores: Tensor, patches: Tensor, attn_logits: Tensor, text:
     head_text = (text @ head_embed.T).softmax(-1)  # (K, M): softmax over heads
     per_class = (head_text @ maps) / head_text.sum(-1, keepdim=True)  # (K, hw)
     per_class = per_class.softmax(-1)
-    lo, hi = float(per_class.min()), float(per_class.max())
-    per_class = (per_class - lo) / max(hi, hi - lo)
+    lo, hi = per_class.min(), per_class.max()  # kept on the device: no read-back per window
+    per_class = (per_class - lo) / torch.maximum(hi, hi - lo)
     per_class = per_class * (scores.max() - scores.min()) + scores.min()
     return ((scores.reshape(k, h * w) + lambda_bg * per_class) / (1 + lambda_bg)).reshape(1, k, h, w)
