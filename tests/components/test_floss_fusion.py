@@ -170,3 +170,15 @@ def test_ranking_pass_equals_one_template_at_a_time():
         assert [r["template_id"] for r in a] == [r["template_id"] for r in b]
         assert [r["entropy"] for r in a] == pytest.approx([r["entropy"] for r in b], rel=1e-4, abs=1e-6)
         assert [r["pixel_percentage"] for r in a] == pytest.approx([r["pixel_percentage"] for r in b])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--only", "coco-stuff/imagenet/naclip", "--out", "r.yaml"], "ends in .json"),
+    (["--only", "coco-stuff/*/naclip", "--out", "r.json"], "exactly one"),
+    (["--only", "nowhere/*", "--out", "r.json"], "matches no cell")])
+def test_the_rank_command_refuses_before_building_anything(tmp_path, capsys, args, message):
+    from harness.__main__ import main
+
+    args = [a if a not in ("r.yaml", "r.json") else str(tmp_path / a) for a in args]
+    assert main(["templates", "rank", "suites/templates.yaml", "--profile", "miniworld", *args]) == 2
+    assert message in capsys.readouterr().err
