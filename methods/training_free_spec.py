@@ -215,8 +215,9 @@ class TrainingFreeSpec(SpecBase):
         except DataError as exc:
             raise ConfigError(f"option names={self.names!r}: {exc}") from None
 
-    def benchmark_settings(self, dataset: str) -> dict[str, Any]:
-        """Check this spec against a benchmark's dataset and say what it runs with there (for the record).
+    def benchmark_settings(self, dataset: str, method: str = "") -> dict[str, Any]:
+        """Check this spec against a benchmark's dataset and say what it runs with there (for the record; under
+        `templates: floss:...` the rankings file of `method` on it, with its sha256 once it exists).
 
         Each a `ConfigError` naming the option, before anything runs: a background threshold on a dataset
         without background (SCLIP issue #2), a name file that does not fit the dataset, a sliding window larger
@@ -250,7 +251,9 @@ class TrainingFreeSpec(SpecBase):
                 "queries": len(names.queries) if names is not None else info.num_classes,
                 "background": info.has_background, "per_dataset": changed,
                 **({"background_decision": describe_background(spec.image_model_part(), spec)}
-                   if info.has_background else {})}
+                   if info.has_background else {}),
+                **({"floss_rankings": _rankings_record(spec, method, dataset)}
+                   if parse_templates(spec.templates)[0] == "floss" else {})}
 
     def as_dict(self) -> dict[str, Any]:
         out = {**super().as_dict(), "pamr_dilations": list(self.pamr_dilations)}
@@ -277,6 +280,19 @@ class TrainingFreeSpec(SpecBase):
         """Nothing trains: the frozen models; untrained (timing), missing CLIP weights fall back to random ones."""
         module, _, attr = self.image_model_part().builder.partition(":")  # the image model says its pipeline
         return getattr(importlib.import_module(module), attr)(name, self, env, random_fallback=not train)
+
+
+def _rankings_record(spec: TrainingFreeSpec, method: str, dataset: str) -> dict[str, Any]:
+    """The FLOSS rankings file a cell reads, with its sha256 (None while it is not written yet: a suite is checked
+    before its rankings are computed)."""
+    from pathlib import Path
+
+    from .components.template_axis import FlossTemplates
+    from .components.weights import sha256_of
+
+    path = FlossTemplates.from_option(spec.templates, spec.floss_top_n, method).rankings_file(dataset)
+    return {"file": path, "sha256": sha256_of(Path(path)) if Path(path).is_file() else None,
+            "top_n": spec.floss_top_n}
 
 
 # The SCLIP protocol (wangf3014/SCLIP @b56bd30 configs, mmseg 1.1.1): short side 336, windows 224/112, tau 40; a

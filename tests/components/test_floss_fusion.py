@@ -182,3 +182,15 @@ def test_the_rank_command_refuses_before_building_anything(tmp_path, capsys, arg
     args = [a if a not in ("r.yaml", "r.json") else str(tmp_path / a) for a in args]
     assert main(["templates", "rank", "suites/templates.yaml", "--profile", "miniworld", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_record_names_the_rankings_file_of_its_method_and_dataset(tmp_path):
+    from harness.results import file_sha256
+
+    value = _rankings_file(tmp_path, [[0], [1], [2]])  # maskclip_synthetic_coco.json
+    settings = METHODS.get("maskclip").benchmark_settings({"templates": value}, "synthetic_coco")
+    path = tmp_path / "maskclip_synthetic_coco.json"
+    assert settings["floss_rankings"] == {"file": str(path), "sha256": file_sha256(path), "top_n": 4}
+    naclip = METHODS.get("naclip").benchmark_settings({"templates": value}, "synthetic_coco")["floss_rankings"]
+    assert naclip["file"] == str(tmp_path / "naclip_synthetic_coco.json") and naclip["sha256"] is None  # not ranked
+    assert "floss_rankings" not in METHODS.get("maskclip").benchmark_settings({}, "synthetic_coco")
