@@ -156,6 +156,11 @@ class ConstantBackground(Part):
     def scores(self, foreground: Tensor, n_classes: int, background: int | None) -> Tensor:
         """foreground (F, H, W): the scores of every class but `background`, in class order -> (K, H, W) scores
         whose argmax is the decision (without a background class: the foreground scores as they are)."""
-        full = foreground.new_full((n_classes, *foreground.shape[-2:]), self.bg_thresh)
-        full[[i for i in range(n_classes) if i != background]] = foreground
-        return full
+        if foreground.shape[0] != n_classes - (background is not None):
+            raise ValueError(f"{foreground.shape[0]} foreground score maps for {n_classes} classes "
+                             f"(background {background})")
+        if background is None:
+            return foreground.clone()
+        # concatenated around the background's place, not indexed with a list (a host list copied in per call)
+        constant = foreground.new_full((1, *foreground.shape[1:]), self.bg_thresh)
+        return torch.cat([foreground[:background], constant, foreground[background:]])

@@ -133,3 +133,5 @@ def test_bg_thresh_is_a_registered_decision_with_a_constant_background_channel()
     assert torch.equal(decision.scores(scores, 2, None), scores)  # no background class: the scores as they are
     with pytest.raises(ConfigError, match="bg_thresh"):
         DECISIONS["bg-thresh"](bg_thresh=1.5)
+    with pytest.raises(ValueError, match="2 foreground score maps for 2 classes"):
+        decision.scores(scores, 2, 0)
