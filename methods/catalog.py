@@ -27,6 +27,7 @@ TOOLS.register("demo-model", "methods.tools.demo_model:load_demo_model")
 TOOLS.register("attention-maps", "methods.tools.attention:attention_maps")
 TOOLS.register("miniworld-pretrain", "methods.tools.miniworld.record:pretrain_and_record")
 TOOLS.register("miniworld-probe", "methods.tools.miniworld.record:probe_checkpoint")
+TOOLS.register("template-rankings", "methods.tools.template_ranking:template_rankings")
 TOOLS.register("attention-rules", "methods.components.attention_rules:rule_descriptions")
 
 # The in-tree parts of each kind (harness.parts): importing the table registers them for `harness list parts`.

@@ -54,7 +54,7 @@ class Plugin(SegmentationMethod):
         """What the method runs with on ``dataset`` (recorded), None without a background decision; a
         `ConfigError` (naming the method) for a setting that does not fit the dataset, before anything runs."""
         try:
-            return self.spec(options).benchmark_settings(dataset)
+            return self.spec(options).benchmark_settings(dataset, method=self.name)
         except ConfigError as exc:
             raise ConfigError(f"method {self.name!r}: {exc}") from None
 

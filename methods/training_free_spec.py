@@ -99,8 +99,10 @@ class TrainingFreeSpec(SpecBase):
     # "clearclip", "proxyclip" files with synonyms and background words, or "plain" catalog names), or the path
     # of one's own file (".txt", one class per line, synonyms separated by ", ").
     names: str = "plain"
-    templates: str = option("imagenet", "prompt templates: imagenet, single, vild or a .txt file of templates "
-                            "(components/template_axis.py)")
+    templates: str = option("imagenet", "prompt templates: imagenet, single, vild, a .txt file of templates or "
+                            "floss:<rankings>.json (FLOSS's per-class experts; components/template_axis.py)")
+    floss_top_n: int = option(4, "expert templates per class under templates: floss:... (FLOSS's top_n)",
+                              low=1, high=80, omit_default=True)
     tau: float = part_option(Decision, "tau")
     prob_thd: float = part_option(Decision, "prob_thd")
     area_thd: float = part_option(Decision, "area_thd")
@@ -121,8 +123,7 @@ class TrainingFreeSpec(SpecBase):
     def __post_init__(self) -> None:
         super().__post_init__()  # types, ranges and choices of every field (harness.parts)
         if parse_templates(self.templates)[0] == "floss":  # ConfigError naming `templates` for a bad value
-            raise ConfigError(f"option templates={self.templates!r}: FLOSS's expert fusion is a component "
-                              f"(components/template_axis.py), not yet an option of this pipeline.")
+            self._check_floss()
         if self.names not in FAMILIES and not self.names.endswith(".txt"):
             raise ConfigError(f"option names={self.names!r}: unknown names family; choose one of "
                               f"{', '.join(FAMILIES)}, or give the path of a name file ending in .txt.")
@@ -144,6 +145,19 @@ class TrainingFreeSpec(SpecBase):
             if bad:
                 raise ConfigError(f"option per_dataset.{dataset}: only {', '.join(sorted(PER_DATASET_OPTIONS))} "
                                   f"may change per dataset, got {bad}.")
+
+    def _check_floss(self) -> None:
+        """FLOSS fuses per-window probabilities of the dense pipeline's own windows (naclip.py, fusion mode): a
+        pipeline of its own (Talk2DINO) or coupled windows (LPOSS's seeds are logits, not probabilities) has no
+        such place."""
+        from .components.image_models import DENSE_BUILDER
+
+        if self.image_model_part().builder != DENSE_BUILDER:
+            raise ConfigError(f"option templates={self.templates!r}: FLOSS's fusion runs in the dense pipeline; "
+                              f"image model {self.image_model!r} builds its own.")
+        if self.coupling != "independent":
+            raise ConfigError(f"option templates={self.templates!r}: FLOSS fuses each window's probabilities; "
+                              f"coupling {self.coupling!r} couples the windows' logits (use coupling: independent).")
 
     @property
     def trains(self) -> bool:
@@ -201,8 +215,9 @@ class TrainingFreeSpec(SpecBase):
         except DataError as exc:
             raise ConfigError(f"option names={self.names!r}: {exc}") from None
 
-    def benchmark_settings(self, dataset: str) -> dict[str, Any]:
-        """Check this spec against a benchmark's dataset and say what it runs with there (for the record).
+    def benchmark_settings(self, dataset: str, method: str = "") -> dict[str, Any]:
+        """Check this spec against a benchmark's dataset and say what it runs with there (for the record; under
+        `templates: floss:...` the rankings file of `method` on it, with its sha256 once it exists).
 
         Each a `ConfigError` naming the option, before anything runs: a background threshold on a dataset
         without background (SCLIP issue #2), a name file that does not fit the dataset, a sliding window larger
@@ -236,7 +251,9 @@ class TrainingFreeSpec(SpecBase):
                 "queries": len(names.queries) if names is not None else info.num_classes,
                 "background": info.has_background, "per_dataset": changed,
                 **({"background_decision": describe_background(spec.image_model_part(), spec)}
-                   if info.has_background else {})}
+                   if info.has_background else {}),
+                **({"floss_rankings": _rankings_record(spec, method, dataset)}
+                   if parse_templates(spec.templates)[0] == "floss" else {})}
 
     def as_dict(self) -> dict[str, Any]:
         out = {**super().as_dict(), "pamr_dilations": list(self.pamr_dilations)}
@@ -263,6 +280,19 @@ class TrainingFreeSpec(SpecBase):
         """Nothing trains: the frozen models; untrained (timing), missing CLIP weights fall back to random ones."""
         module, _, attr = self.image_model_part().builder.partition(":")  # the image model says its pipeline
         return getattr(importlib.import_module(module), attr)(name, self, env, random_fallback=not train)
+
+
+def _rankings_record(spec: TrainingFreeSpec, method: str, dataset: str) -> dict[str, Any]:
+    """The FLOSS rankings file a cell reads, with its sha256 (None while it is not written yet: a suite is checked
+    before its rankings are computed)."""
+    from pathlib import Path
+
+    from .components.template_axis import FlossTemplates
+    from .components.weights import sha256_of
+
+    path = FlossTemplates.from_option(spec.templates, spec.floss_top_n, method).rankings_file(dataset)
+    return {"file": path, "sha256": sha256_of(Path(path)) if Path(path).is_file() else None,
+            "top_n": spec.floss_top_n}
 
 
 # The SCLIP protocol (wangf3014/SCLIP @b56bd30 configs, mmseg 1.1.1): short side 336, windows 224/112, tau 40; a

@@ -16,8 +16,7 @@ from ..api import Cell, CellResult, ProposalSource, RunContext, Task
 from ..errors import ConfigError
 from .common import train_for_evaluation
 from .segmentation import OPTIONS as SEGMENTATION_OPTIONS
-from .segmentation import _options as segmentation_options
-from .segmentation import preflight_problems
+from .segmentation import preflight_problems, segmentation_options
 
 
 def _options(cell: Cell) -> dict[str, Any]:

@@ -40,7 +40,9 @@ SYNTHETIC_KEYS = {"n_train", "n_val", "size", "seed"}
 SYNTHETIC_RANGES = {"n_train": (0, 100_000), "n_val": (1, 100_000), "size": (16, 2048), "seed": (0, 2**32 - 1)}
 
 
-def _options(cell: Cell) -> dict[str, Any]:
+def segmentation_options(cell: Cell) -> dict[str, Any]:
+    """The task options of a segmentation cell, checked, with their defaults (also read by `recall` and
+    `templates rank`)."""
     opts = dict(cell.task_options)
     unknown = sorted(set(opts) - set(OPTIONS))
     if unknown:
@@ -97,7 +99,7 @@ def preflight_problems(cell: Cell, ctx: RunContext) -> list[str]:
     from ..data import get_info, verify_prepared
     from ..errors import DataError
 
-    opts = _options(cell)
+    opts = segmentation_options(cell)
     problems = []
     for name in dict.fromkeys([opts["train_dataset"], cell.benchmark.dataset]):
         info = get_info(name)
@@ -114,7 +116,7 @@ class SegmentationTask(Task):
     option_names = tuple(OPTIONS)
 
     def check(self, cell: Cell) -> None:
-        _options(cell)
+        segmentation_options(cell)
         benchmark_settings(cell)
 
     def preflight(self, cell: Cell, ctx: RunContext) -> list[str]:
@@ -129,7 +131,7 @@ class SegmentationTask(Task):
         from ..eval.record_evidence import evidence_fields, headline_by_convention
         from ..train import distributed as dist_utils
 
-        opts = _options(cell)
+        opts = segmentation_options(cell)
         _skip_without_background_rule(cell)
         evaluation = train_for_evaluation(cell, ctx, opts)
         info, dataset, fitted, n = evaluation.info, evaluation.dataset, evaluation.fitted, evaluation.n_images

@@ -29,6 +29,9 @@ Options:
   compile: false               torch.compile every module of the method's per-image path (all CLIP passes,
                                SimBaseline's crops included; `Segmenter.prepare_for_timing`)
   cpu: true                    false: the cell runs only on a GPU (ViT-L by default), opt in with true
+  gpu_only_rows: []            rows (suite method names) whose cells of this benchmark run only on a GPU; a CPU
+                               opts in by emptying the list: methods added without making a CPU run longer
+  skip_rows: []                rows never timed on this benchmark (no published variant at its size), said why
   breakdown: true              per-stage times and GMAC from instrumented passes
   breakdown_passes: 3          instrumented passes per method; the breakdown is their median
   gmac: true                   with the breakdown, count each method's FLOPs (on a CPU in its warm-up call when
@@ -73,7 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "budget_s": 120.0, "precision": "fp32", "tf32": True, "compile": False, "cpu": True, "breakdown": True,
     "breakdown_passes": 3, "spread_limit": 0.1, "interleave": True, "seed": 0, "batch_size": 1,
     "channels_last": True, "fold_norms": True, "mode": "latency", "cuda_graphs": "auto", "cast_weights": True,
-    "breakdown_in": "auto", "gmac": True,
+    "breakdown_in": "auto", "gmac": True, "gpu_only_rows": [], "skip_rows": [],
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -101,6 +104,9 @@ def _options(cell: Cell) -> dict[str, Any]:
             raise ConfigError(f"{key} must be true or false, got {opts[key]!r}.")
     if opts["breakdown_in"] not in ("auto", "rounds", "passes"):
         raise ConfigError(f"breakdown_in must be auto, rounds or passes, got {opts['breakdown_in']!r}.")
+    for key in ("gpu_only_rows", "skip_rows"):
+        if not isinstance(opts[key], list | tuple) or not all(isinstance(r, str) for r in opts[key]):
+            raise ConfigError(f"{key} must be a list of row names, got {opts[key]!r}.")
     if opts["cuda_graphs"] not in ("auto", True, False):
         raise ConfigError(f"cuda_graphs must be auto, true or false, got {opts['cuda_graphs']!r}.")
     check_mode(opts)
@@ -127,9 +133,18 @@ class SpeedTask(Task):
 
     def skip_reason(self, cell: Cell, ctx: RunContext) -> str | None:
         """Why ``cell`` will not run here (a GPU-only benchmark on a CPU), or None."""
-        if _device(ctx).type == "cpu" and not _options(cell)["cpu"]:
-            return (f"{cell.benchmark.name} is timed on a GPU by default (a CPU needs many minutes per image); opt "
-                    f"in with --set benchmarks.{cell.benchmark.name}.options.cpu=true")
+        opts = _options(cell)
+        name = cell.benchmark.name
+        if cell.row.name in opts["skip_rows"]:
+            return f"{cell.row.name} is not timed on {name} (skip_rows: no published variant at this size)"
+        if _device(ctx).type != "cpu":
+            return None
+        if not opts["cpu"]:
+            return (f"{name} is timed on a GPU by default (a CPU needs many minutes per image); opt "
+                    f"in with --set benchmarks.{name}.options.cpu=true")
+        if cell.row.name in opts["gpu_only_rows"]:
+            return (f"{cell.row.name} is timed on {name} on a GPU by default (the CPU job keeps its length); opt in "
+                    f"with --set benchmarks.{name}.options.gpu_only_rows=[]")
         return None
 
     def group_key(self, cell: Cell) -> str | None:

@@ -26,6 +26,8 @@ from torch import Tensor, nn
 from harness.errors import ConfigError
 from harness.parts import Part, option, part_table, register_part
 
+from ..spec_base import part_option
+from .queries import ConstantBackground
 from .scclip import LOF_VARIANTS, SCCLIPEncoder, SCCLIPLayers, default_layers
 from .talk2dino import DINOV2_ARCH, DINOV2_TAG, projection_problem
 
@@ -149,13 +151,13 @@ class Talk2DINOImageModel(ImageModel):
     description: ClassVar[str] = ("Talk2DINO: DINOv2-reg patches against CLIP text projected into DINOv2 space, "
                                   "background cleaning, a constant bg_thresh channel")
     builder: ClassVar[str] = "methods.pipelines.talk2dino:build_talk2dino"
-    background: ClassVar[str] = "bg_thresh"
+    background: ClassVar[str] = "bg_thresh"  # the record's name of the `bg-thresh` decision
 
     projection_weights: str = option("weights/vitb_mlp_infonce.pth", "the projection MLP's file (official "
                                      "vitb_mlp_infonce.pth), or 'random' for tests and timing")
     dinov2_arch: str = option(DINOV2_ARCH, "DINOv2 architecture (timm)")
     dinov2_weights: str = option(DINOV2_TAG, "DINOv2 weights: the timm tag, a file, or 'random'")
-    bg_thresh: float = option(0.55, "constant score of the background channel (VOC-21)", low=0.0, high=1.0)
+    bg_thresh: float = part_option(ConstantBackground, "bg_thresh")  # declared by the decision
     bg_clean: bool = option(True, "background cleaning with the CLS attention heads")
     lambda_bg: float = option(0.2, "weight of the background cleaning", low=0.0, high=10.0)
     text_templates: str = option("talk2dino-7", "TCL's sub_imagenet_template (7), not the spec's templates",
@@ -163,6 +165,10 @@ class Talk2DINOImageModel(ImageModel):
 
     def weights_problems(self, spec: WindowSpec) -> list[str]:
         return [p for p in [projection_problem(self.projection_weights)] if p]
+
+    def decision(self) -> ConstantBackground:
+        """The background decision this image model carries (a part of kind decision)."""
+        return ConstantBackground(bg_thresh=self.bg_thresh)
 
 
 def describe_background(part: ImageModel, spec: WindowSpec) -> str:

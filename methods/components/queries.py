@@ -10,6 +10,9 @@
   foreground class whose predicted area is at most `area_thd` of the predicted foreground is suppressed first.
   On a benchmark without background a threshold would silently push pixels into some real class
   (SCLIP issue #2: 0.07 mIoU), so asking for one is an error.
+- `bg-thresh` (TCL / GroupViT lineage, Talk2DINO's `dinotext_seg.py`): no softmax and no threshold test; the
+  background class's channel is the constant `bg_thresh` beside the foreground scores (sigmoids in [0, 1]) and
+  the argmax decides, so a pixel is background where no class scores above it.
 """
 
 from __future__ import annotations
@@ -136,3 +139,28 @@ def decide(probs: Tensor, queries: QuerySet, decision: Decision) -> Tensor:
         low = scores.max(dim=0).values < decision.prob_thd
         scores[bg][low] = 1.0
     return scores
+
+
+@register_part
+@dataclass(frozen=True)
+class ConstantBackground(Part):
+    """The `bg-thresh` decision (module docstring); Talk2DINO's image model carries its `bg_thresh`."""
+
+    kind: ClassVar[str] = "decision"
+    name: ClassVar[str] = "bg-thresh"
+    description: ClassVar[str] = ("the background channel is the constant bg_thresh beside the foreground scores; "
+                                  "argmax (TCL / Talk2DINO)")
+
+    bg_thresh: float = option(0.55, "constant score of the background channel (VOC-21)", low=0.0, high=1.0)
+
+    def scores(self, foreground: Tensor, n_classes: int, background: int | None) -> Tensor:
+        """foreground (F, H, W): the scores of every class but `background`, in class order -> (K, H, W) scores
+        whose argmax is the decision (without a background class: the foreground scores as they are)."""
+        if foreground.shape[0] != n_classes - (background is not None):
+            raise ValueError(f"{foreground.shape[0]} foreground score maps for {n_classes} classes "
+                             f"(background {background})")
+        if background is None:
+            return foreground.clone()
+        # concatenated around the background's place, not indexed with a list (a host list copied in per call)
+        constant = foreground.new_full((1, *foreground.shape[1:]), self.bg_thresh)
+        return torch.cat([foreground[:background], constant, foreground[background:]])

@@ -101,8 +101,8 @@ def repair_outliers(grid: Tensor, outliers: Tensor) -> Tensor:
     """grid (B, C, H, W), outliers (H, W) bool -> each outlier replaced by the mean of its non-outlier 3x3
     neighbours inside the grid (left as it is when it has none)."""
     keep = (~outliers).to(grid.dtype)[None, None]
-    ones = torch.ones(1, 1, 3, 3, dtype=grid.dtype, device=grid.device)
-    ones[..., 1, 1] = 0
+    # the 3x3 neighbours without the centre, padded out of one zero: no host value written into a device tensor
+    ones = F.pad(torch.zeros(1, 1, 1, 1, dtype=grid.dtype, device=grid.device), (1, 1, 1, 1), value=1.0)
     c = grid.shape[1]
     sums = F.conv2d(grid * keep, ones.expand(c, 1, 3, 3), padding=1, groups=c)
     counts = F.conv2d(keep, ones, padding=1)

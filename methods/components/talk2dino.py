@@ -208,14 +208,7 @@ def background_clean(scores: Tensor, patches: Tensor, attn_logits: Tensor, text:
     head_text = (text @ head_embed.T).softmax(-1)  # (K, M): softmax over heads
     per_class = (head_text @ maps) / head_text.sum(-1, keepdim=True)  # (K, hw)
     per_class = per_class.softmax(-1)
-    lo, hi = float(per_class.min()), float(per_class.max())
-    per_class = (per_class - lo) / max(hi, hi - lo)
+    lo, hi = per_class.min(), per_class.max()  # kept on the device: no read-back per window
+    per_class = (per_class - lo) / torch.maximum(hi, hi - lo)
     per_class = per_class * (scores.max() - scores.min()) + scores.min()
     return ((scores.reshape(k, h * w) + lambda_bg * per_class) / (1 + lambda_bg)).reshape(1, k, h, w)
-
-
-def with_background(scores: Tensor, bg_thresh: float) -> Tensor:
-    """(K, H, W) class scores -> (1 + K, H, W), a constant background channel first (`dinotext_seg.py`)."""
-    if isinstance(bg_thresh, bool) or not isinstance(bg_thresh, int | float) or not 0 <= bg_thresh <= 1:
-        raise ConfigError(f"option bg_thresh must be a number in [0, 1] (the scores are sigmoids), got {bg_thresh!r}.")
-    return torch.cat([torch.full_like(scores[:1], float(bg_thresh)), scores])

@@ -16,12 +16,21 @@ FLOSS, read from `mmseg/evaluation/metrics/entropy_metric.py` and `mmseg/models/
 - Fusion (`expert_fusion`): expert c claims the pixels whose argmax under its classifier is c. A pixel claimed by
   exactly one expert takes that expert's probability vector; by none, the default's; by several, the vector of the
   claiming expert whose probability of its own class is highest (the first on ties).
+- Where (naclip.py `forward_feature`, fusion mode): per sliding window, each classifier's cosine logits at the
+  patch grid -> softmax(logit_scale * .) over the queries -> bilinear to the window -> fusion; the fused
+  probabilities are what the windows average, what is upsampled and refined by PAMR, and what `postprocess_result`
+  softmaxes (logit_scale) again before the class maximum over synonyms and the argmax. One expert per *query* (its
+  class's templates); the rankings are per class.
+`fuse_experts` is the fusion one expert at a time (the same rules, memory for one expert's maps, not E of them);
+`FlossTemplates` turns a rankings file into each query's expert templates.
 """
 
 from __future__ import annotations
 
 import json
+import string
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +43,9 @@ from harness.errors import ConfigError
 from .text import IMAGENET_TEMPLATES, TEMPLATE_SETS
 
 FLOSS_TOP_N = 4  # naclip.py / dinoclip_inferencer.py default top_n
+# FLOSS ranks per method and dataset (rankings/<method>/template_rankings_<method>_<dataset>.json): one setting of a
+# suite names every cell's file through these fields of the path
+FLOSS_PATH_FIELDS = ("method", "dataset")
 ENTROPY_EPS = 1e-10
 
 
@@ -47,6 +59,13 @@ def parse_templates(value: str) -> tuple[str, tuple[str, ...] | None]:
     if value.startswith("floss:"):
         if not value[len("floss:"):].endswith(".json"):
             raise ConfigError(f"option templates={value!r}: FLOSS needs a rankings file, 'floss:<path>.json'.")
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as exc:
+            raise ConfigError(f"option templates={value!r}: {exc}.") from None
+        if not fields <= set(FLOSS_PATH_FIELDS):
+            raise ConfigError(f"option templates={value!r}: the rankings path may hold "
+                              f"{', '.join('{' + f + '}' for f in FLOSS_PATH_FIELDS)}, got {sorted(fields)}.")
         return "floss", None
     if value.endswith(".txt"):
         return "file", load_template_file(value)
@@ -78,16 +97,30 @@ class TemplateEntropy:
 
     def add_image(self, probs_per_template: Sequence[Tensor]) -> None:
         """probs_per_template[t]: (K, H, W) class probabilities of one image under template t alone."""
-        self.total_pixels += float(probs_per_template[0][0].numel())
+        self.count_image(probs_per_template[0][0].numel())
         for t, probs in enumerate(probs_per_template):
-            probs = probs.float()
-            pred = probs.argmax(0)
-            entropy = -(probs * torch.log(probs + ENTROPY_EPS)).sum(0)
-            for c in torch.unique(pred).tolist():
-                mask = pred == c
-                n = int(mask.sum())
-                self.sums[t, c] += float(entropy[mask].mean()) * n
-                self.counts[t, c] += n
+            self.add_template(t, probs)
+
+    def count_image(self, n_pixels: int) -> None:
+        """One more image of `n_pixels` pixels (the denominator of every pixel share)."""
+        self.total_pixels += float(n_pixels)
+
+    def add_template(self, t: int, probs: Tensor) -> None:
+        """probs (K, H, W): one image's class probabilities under template t alone (after `count_image`); one
+        template at a time, so that an image never holds all templates' maps at once."""
+        probs = probs.float()
+        pred = probs.argmax(0)
+        entropy = -(probs * torch.log(probs + ENTROPY_EPS)).sum(0)
+        for c in torch.unique(pred).tolist():
+            mask = pred == c
+            n = int(mask.sum())
+            self.sums[t, c] += float(entropy[mask].mean()) * n
+            self.counts[t, c] += n
+
+    def as_json(self, class_names: Sequence[str]) -> dict:
+        """The rankings in FLOSS's file layout, read back by `load_rankings`."""
+        return {"classes": {name: {"entropy_ranking": ranking}
+                            for name, ranking in zip(class_names, self.rankings(), strict=True)}}
 
     def rankings(self) -> list[list[dict]]:
         """Per class: [{"template_id", "entropy", "pixel_percentage"}] by ascending entropy (stable)."""
@@ -156,3 +189,54 @@ def expert_fusion(expert_probs: Tensor, default_probs: Tensor) -> Tensor:
     chosen = confidence.argmax(0)  # the first maximum on ties, as the official strict '>' update
     fused = expert_probs.gather(0, chosen[None, None].expand(1, *expert_probs.shape[1:]))[0]
     return torch.where(claims.any(0)[None], fused, default_probs)
+
+
+def fuse_experts(expert_probs: Callable[[int], Tensor], n_experts: int, default_probs: Tensor) -> Tensor:
+    """`expert_fusion` one expert at a time: expert_probs(e) -> (..., K, H, W), default_probs (..., K, H, W).
+
+    A pixel takes the first claiming expert whose own-class probability is strictly above every earlier
+    claimer's (the official conflict loop: best starts at -1, so a lone claimer always wins); unclaimed pixels
+    keep the default's vector."""
+    best = torch.full_like(default_probs[..., 0, :, :], -1.0)
+    fused = default_probs
+    for e in range(n_experts):
+        probs = expert_probs(e)
+        own = probs[..., e, :, :]
+        take = (probs.argmax(-3) == e) & (own > best)
+        best = torch.where(take, own, best)
+        fused = torch.where(take.unsqueeze(-3), probs, fused)
+    return fused
+
+
+def expert_classifiers(per_template: Tensor, experts: Sequence[Sequence[int]]) -> Tensor:
+    """per_template (T, Q, D): every query under each template alone, L2-normalised; experts[e]: expert e's
+    template ids -> (E, Q, D), each row the renormalised mean of its templates' rows (`expert_text_embeddings`'s
+    formula from embeddings encoded once per template, not once per expert)."""
+    return torch.stack([F.normalize(per_template[list(ids)].mean(0), dim=-1) for ids in experts])
+
+
+@dataclass(frozen=True)
+class FlossTemplates:
+    """`templates: floss:<rankings>.json`: the rankings file (its path may hold {method} and {dataset}, filled with
+    the plugin's name and the benchmark's dataset) and how many experts each class keeps."""
+
+    rankings: str
+    top_n: int = FLOSS_TOP_N
+    method: str = ""
+
+    @classmethod
+    def from_option(cls, value: str, top_n: int, method: str = "") -> FlossTemplates:
+        kind, _ = parse_templates(value)
+        if kind != "floss":
+            raise ConfigError(f"option templates={value!r} is not a FLOSS value ('floss:<rankings>.json').")
+        return cls(value[len("floss:"):], top_n, method)
+
+    def rankings_file(self, dataset: str | None) -> str:
+        return self.rankings.format(method=self.method, dataset=dataset or "")
+
+    def query_experts(self, dataset: str | None, class_names: Sequence[str],
+                      query_class: Sequence[int]) -> list[list[int]]:
+        """Each query's expert template ids: its class's first `top_n` (rankings are per class, experts per query,
+        as FLOSS's template_dict maps every query word to its class's templates)."""
+        per_class = select_experts(load_rankings(self.rankings_file(dataset), class_names), self.top_n)
+        return [per_class[c] for c in query_class]

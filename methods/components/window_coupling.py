@@ -151,8 +151,9 @@ class LabelPropagation(WindowCoupling):
         crops = torch.stack([x[:, b.y1:b.y2, b.x1:b.x2] for b in boxes])
         with timer("clip"):
             feats = windows.features(crops)
-        with timer("graph"):  # the graph model's forward and the kNN graph: independent of the vocabulary
+        with timer("dino" if self.uses_dino() else "clip"):  # the graph's node features, a stage of their model
             nodes = windows.graph(crops)
+        with timer("graph"):  # the kNN graph: independent of the vocabulary
             gh, gw = nodes.shape[-2:]
             node_feats = nodes.permute(0, 2, 3, 1).reshape(-1, nodes.shape[1])
             patch = round(crops.shape[-2] / gh)

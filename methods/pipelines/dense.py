@@ -8,12 +8,16 @@ cosine logits against the text queries -> bilinear upsampling to the window; log
 count (LPOSS's `label-propagation` couples the windows through one graph instead). Then upsampled bilinearly to the original size, optionally refined by PAMR (on the normalised
 image at the original size, as NACLIP), then softmax(tau * logits), max over synonyms, the background rules
 where the benchmark has a background class. `predict` returns (K, H0, W0) scores whose argmax is the decision.
+
+Under `templates: floss:<rankings>.json` a window's maps are FLOSS's fused probabilities instead of its logits
+(naclip.py fusion mode, components/template_axis.py): every query's expert classifier and the default one (the 80
+templates) each give softmax(tau * cosine) at the patch grid, bilinear to the window, fused; the rest as above.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -26,8 +30,8 @@ from harness.errors import ConfigError
 from ..components.dino import DinoFeatures, build_dino
 from ..components.protocol_resize import resize_image
 from ..components.queries import QuerySet, class_probabilities, decide
-from ..components.template_axis import parse_templates
-from ..components.text import TextEncoder
+from ..components.template_axis import FlossTemplates, expert_classifiers, fuse_experts, parse_templates
+from ..components.text import IMAGENET_TEMPLATES, TextEncoder
 from ..components.weights import build_clip
 from ..components.window_coupling import ImageWindows
 from ..training_free_spec import TrainingFreeSpec
@@ -47,7 +51,7 @@ class DenseSegmenter(nn.Module):
     the decision). `counts["windows"]`: CLIP windows per image of the last call (as SimBaseline's N' crops)."""
 
     def __init__(self, spec: TrainingFreeSpec, clip_model: nn.Module, text: TextEncoder,
-                 dino: nn.Module | None = None) -> None:
+                 dino: nn.Module | None = None, name: str = "") -> None:
         super().__init__()
         self.spec = spec
         self.clip = spec.image_model_part().window_model(clip_model, spec)  # the image side (a part)
@@ -59,6 +63,9 @@ class DenseSegmenter(nn.Module):
         if self.coupling.uses_dino() and dino is None:
             raise ValueError(f"coupling {self.coupling.name!r} needs a DINO model")
         self.graph = self.coupling.graph_model(self.clip, dino)
+        self._floss_cache: dict[str, Any] = {}
+        self.floss = (FlossTemplates.from_option(spec.templates, spec.floss_top_n, name)
+                      if parse_templates(spec.templates)[0] == "floss" else None)
         self.counts: dict[str, list[int]] = {}
 
     @property
@@ -96,14 +103,40 @@ class DenseSegmenter(nn.Module):
 
     def window_logits(self, crops: Tensor, text: Tensor, timer: Timer) -> Tensor:
         """Normalised windows (B, 3, h, w) -> cosine logits (B, Q, h, w) at the window's size."""
+        feats = self._window_features(crops, timer)
+        with timer("clip"):
+            logits = torch.einsum("bdhw,qd->bqhw", feats, text.to(feats.dtype))
+            return F.interpolate(logits.float(), size=crops.shape[-2:], mode="bilinear", align_corners=False)
+
+    def floss_window_probs(self, crops: Tensor, experts: Tensor, text: Tensor, tau: float, timer: Timer) -> Tensor:
+        """FLOSS: windows (B, 3, h, w), expert classifiers (Q, Q, D), default (Q, D) -> fused probabilities
+        (B, Q, h, w) (module docstring)."""
+        feats = self._window_features(crops, timer)
+        with timer("clip"):
+            def probs(classifier: Tensor) -> Tensor:
+                logits = torch.einsum("bdhw,qd->bqhw", feats, classifier.to(feats.dtype)).float()
+                return F.interpolate(torch.softmax(tau * logits, dim=1), size=crops.shape[-2:], mode="bilinear",
+                                     align_corners=False)
+
+            return fuse_experts(lambda e: probs(experts[e]), experts.shape[0], probs(text))
+
+    def _window_features(self, crops: Tensor, timer: Timer) -> Tensor:
         proxy = None
         if self.dino is not None:
             with timer("dino"):
                 proxy = self.dino(crops)
         with timer("clip"):
-            feats = self.clip(crops, proxy)
-            logits = torch.einsum("bdhw,qd->bqhw", feats, text.to(feats.dtype))
-            return F.interpolate(logits.float(), size=crops.shape[-2:], mode="bilinear", align_corners=False)
+            return self.clip(crops, proxy)
+
+    def template_classifiers(self, queries: Sequence[str]) -> Tensor:
+        """(80, Q, D): every query under each ImageNet template alone, normalised (FLOSS's template ids)."""
+        return torch.stack([TextEncoder(self.text, templates=(t,))(list(queries)).float()
+                            for t in IMAGENET_TEMPLATES])
+
+    def query_logits(self, image: Tensor, vocab: Vocabulary, text: Tensor) -> Tensor:
+        """image (3, H0, W0) uint8 and classifiers (C, D) -> the dense path's cosine logits (C, H0, W0) (windows,
+        upsampling and PAMR, all channel by channel), untimed: FLOSS's ranking pass (methods/tools)."""
+        return self._logits(image, self.spec.for_dataset(vocab.dataset), text, no_timer)[0]
 
     @torch.no_grad()
     def predict(self, image: Tensor, vocab: Vocabulary, *, max_size: int = 2560) -> Tensor:
@@ -112,8 +145,12 @@ class DenseSegmenter(nn.Module):
 
     @torch.no_grad()
     def prepare_vocabulary(self, vocab: Vocabulary) -> bool:
-        """The queries' text embeddings, as `predict_batch` asks for them (kept by the text encoder's cache)."""
-        self.text(list(self.queries(vocab, self.spec.for_dataset(vocab.dataset).names).queries))
+        """The queries' text embeddings (and FLOSS's expert classifiers), as `predict_batch` asks for them (kept by
+        the text encoder's cache and the experts')."""
+        queries = self.queries(vocab, self.spec.for_dataset(vocab.dataset).names)
+        self.text(list(queries.queries))
+        if self.floss is not None:
+            self._floss_experts(queries, vocab)
         return True
 
     @torch.no_grad()
@@ -129,10 +166,14 @@ class DenseSegmenter(nn.Module):
         decision.check(queries, vocab.dataset or "this class list")
         with timer("text"):
             text = self.text(list(queries.queries)).float()
+            window_maps = None
+            if self.floss is not None:
+                experts = self._floss_experts(queries, vocab)
+                window_maps = lambda crops: self.floss_window_probs(crops, experts, text, spec.tau, timer)  # noqa: E731
         self.counts = {"windows": []}
         out = []
         for image in images:
-            logits, n_windows = self._logits(image, spec, text, timer)
+            logits, n_windows = self._logits(image, spec, text, timer, window_maps)
             self.counts["windows"].append(n_windows)
             with timer("postprocess"):
                 probs = class_probabilities(logits, queries, spec.tau)
@@ -140,7 +181,17 @@ class DenseSegmenter(nn.Module):
                 out.append(decide(probs, queries, decision))
         return out
 
-    def _logits(self, image: Tensor, spec: TrainingFreeSpec, text: Tensor, timer: Timer) -> tuple[Tensor, int]:
+    def _floss_experts(self, queries: QuerySet, vocab: Vocabulary) -> Tensor:
+        """(Q, Q, D) expert classifiers of the vocabulary, kept per query list (the text stage's cache)."""
+        key = (queries.queries, tuple(vocab.names), vocab.dataset)
+        if self._floss_cache.get("key") != key:
+            experts = self.floss.query_experts(vocab.dataset, vocab.names, queries.query_class)
+            per_template = self.template_classifiers(queries.queries)
+            self._floss_cache = {"key": key, "experts": expert_classifiers(per_template, experts).to(self.device)}
+        return self._floss_cache["experts"]
+
+    def _logits(self, image: Tensor, spec: TrainingFreeSpec, text: Tensor, timer: Timer,
+                window_maps: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, int]:
         h0, w0 = image.shape[-2:]
         with timer("preprocess"):
             size = protocol_size(h0, w0, spec.short_side, spec.max_long_side)
@@ -150,7 +201,8 @@ class DenseSegmenter(nn.Module):
                 raw = image.to(self.device).float()[None]
             x = self.clip.normalise(raw)[0]
         windows = ImageWindows(x, raw, text, spec.slide_config(self.clip.patch_size[0]),
-                               lambda crops: self.window_logits(crops, text, timer), self.clip, self.graph)
+                               window_maps or (lambda crops: self.window_logits(crops, text, timer)), self.clip,
+                               self.graph)
         logits, n_windows = self.coupling.combine(windows, timer)  # every window of the image at once
         with timer("postprocess"):
             logits = F.interpolate(logits[None], size=(h0, w0), mode="bilinear", align_corners=False)
@@ -188,8 +240,9 @@ def build_training_free(name: str, spec: TrainingFreeSpec, env, random_fallback:
                 raise
             dino, dino_info = build_dino(spec.dino_arch, "random", seed=env.seed)
             weights["dino"] = {**dino_info.as_record(), "fallback": f"asked for {spec.dino_weights!r}: {exc}"}
-    text = TextEncoder(clip_model, mode="templates", templates=parse_templates(spec.templates)[1])
-    segmenter = DenseSegmenter(spec, clip_model, text, dino).to(device).eval()
+    # FLOSS's default classifier is the 80 ImageNet templates; its experts are built per vocabulary
+    text = TextEncoder(clip_model, mode="templates", templates=parse_templates(spec.templates)[1] or IMAGENET_TEMPLATES)
+    segmenter = DenseSegmenter(spec, clip_model, text, dino, name).to(device).eval()
     return Fitted(name=name, segmenter=segmenter, weights=weights, stages={}, spec=spec)
 
 

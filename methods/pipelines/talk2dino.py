@@ -42,6 +42,7 @@ class Talk2DINOSegmenter(nn.Module):
                  projection: nn.Module) -> None:
         super().__init__()
         self.spec, self.options = spec, options
+        self.decision = options.decision()  # the `bg-thresh` decision part
         self.features = DinoV2Patches(dinov2)
         self.clip_model = clip_model.eval()
         self.projection = projection.eval()
@@ -105,9 +106,7 @@ class Talk2DINOSegmenter(nn.Module):
             scores, n = self._scores(image, spec, text, timer)
             self.counts["windows"].append(n)
             with timer("postprocess"):
-                full = scores.new_full((len(vocab.names), *scores.shape[-2:]), self.options.bg_thresh)
-                full[fg] = scores
-                out.append(full)
+                out.append(self.decision.scores(scores, len(vocab.names), vocab.background))
         return out
 
     def _scores(self, image: Tensor, spec, text: Tensor, timer: Timer) -> tuple[Tensor, int]:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from harness.errors import ConfigError, WeightsError
+from methods.components.queries import DECISIONS
 from methods.components.talk2dino import (
     DinoV2Patches,
     ProjectionMLP,
@@ -18,7 +19,6 @@ from methods.components.talk2dino import (
     projection_problem,
     similarity_scores,
     text_embeddings,
-    with_background,
 )
 
 
@@ -121,10 +121,17 @@ def test_background_clean_follows_the_official_formula():
     np.testing.assert_allclose(scores[0].numpy(), 1 / (1 + np.exp(-cos)), atol=1e-12)
 
 
-def test_bg_thresh_is_a_constant_first_channel():
+def test_bg_thresh_is_a_registered_decision_with_a_constant_background_channel():
+    decision = DECISIONS["bg-thresh"](bg_thresh=0.55)
     scores = torch.tensor([[[0.6, 0.5]], [[0.52, 0.7]]])
-    out = with_background(scores, 0.55)
+    out = decision.scores(scores, 3, 0)  # background first (VOC-21)
     assert out.argmax(0).tolist() == [[1, 2]] and torch.equal(out[0], torch.full((1, 2), 0.55))
-    assert with_background(torch.full((2, 1, 1), 0.5), 0.55).argmax(0).item() == 0
+    assert torch.equal(out[1:], scores)
+    assert decision.scores(torch.full((2, 1, 1), 0.5), 3, 0).argmax(0).item() == 0
+    mid = decision.scores(scores, 3, 1)  # a background in the middle keeps the class order around it
+    assert torch.equal(mid[0], scores[0]) and torch.equal(mid[2], scores[1]) and (mid[1] == 0.55).all()
+    assert torch.equal(decision.scores(scores, 2, None), scores)  # no background class: the scores as they are
     with pytest.raises(ConfigError, match="bg_thresh"):
-        with_background(scores, 1.5)
+        DECISIONS["bg-thresh"](bg_thresh=1.5)
+    with pytest.raises(ValueError, match="2 foreground score maps for 2 classes"):
+        decision.scores(scores, 2, 0)

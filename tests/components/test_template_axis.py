@@ -123,6 +123,5 @@ def test_a_template_file_reaches_the_dense_pipelines_text(tmp_path):
                     progress=False, log=lambda *a: None)
     text = MASKCLIP.build_untrained(opts, env).segmenter.text
     assert tuple(text.templates) == ("a photo of a {}.", "there is a {} here.")
-    for bad, match in (("floss:r.json", "not yet an option"), ("eighty", "templates")):
-        with pytest.raises(ConfigError, match=match):
-            MASKCLIP.resolve({**opts, "templates": bad})
+    with pytest.raises(ConfigError, match="templates"):
+        MASKCLIP.resolve({**opts, "templates": "eighty"})

@@ -123,3 +123,24 @@ def test_the_kit_fails_a_plugin_that_breaks_the_contract():
 
     with pytest.raises(AssertionError, match="double-echo: does not meet harness.api.SegmentationMethod"):
         check_plugin("double-echo")  # the harness core's test double resolves options but builds nothing
+
+
+def test_prepare_vocabulary_leaves_a_call_only_per_image_work(method, tmp_path):
+    # Issue 28: the speed task counts a method's FLOPs in its warm-up call once prepare_vocabulary said True; that
+    # call must then do what a later call does: no text FLOPs, the same count as the call after it.
+    from harness import speed
+
+    segmenter = _build(method, tmp_path).segmenter
+    image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
+    vocab = Vocabulary(NAMES, dataset="synthetic_coco")
+
+    def counted():
+        timer = speed.StageTimer(torch.device("cpu"), count_flops=True)
+        with torch.no_grad(), speed.no_grad_params(segmenter):
+            segmenter.predict_batch([image], vocab, timer=timer)
+        return timer.flops
+
+    with torch.inference_mode():
+        assert segmenter.prepare_vocabulary(vocab) is True  # every in-tree pipeline offers it
+    first, second = counted(), counted()
+    assert first.get("text", 0) == 0 and first == second and sum(first.values()) > 0

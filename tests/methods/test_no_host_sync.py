@@ -20,12 +20,11 @@ TINY_TRAINING_FREE = {"clip_arch": "tiny-vit-p16", "clip_weights": "random", "sh
 # (one nonzero); it builds small constant tensors from Python lists on the way (its crops are cut eagerly, one
 # by one, so the call is never graphed). Exactly these, so that any new one fails.
 ALLOWED = {"simbaseline": {"aten::nonzero": 1, "aten::lift_fresh": 5},
-           # Issue 23's methods, pinned as found when they met this test (not yet graphable; the lead's to fix):
-           # SC-CLIP's LOF and repair build constants per window (2 x 15 windows); LPOSS's default solver is scipy
-           # on the host (the CG solution comes back from numpy; LPOSS+ also builds its pixel graph with masks); Talk2DINO's
-           # background cleaning reads each window's score range back (2 x 15 windows).
-           "scclip": {"aten::lift_fresh": 30}, "lposs": {"aten::lift_fresh": 1},
-           "lposs+": {"aten::lift_fresh": 5, "aten::nonzero": 168}, "talk2dino": {"aten::lift_fresh": 1, "aten::item": 30}}
+           # Issue 23's methods: LPOSS's default solver is scipy on the host (the CG solution comes back from
+           # numpy; LPOSS+ also builds its pixel graph with masks on the host): inherent to the CPU solver
+           # (solver: torch is the device path). SC-CLIP's repair kernel, Talk2DINO's per-window score range and its
+           # background channel's placement no longer touch the host (were 30, 30 and 1).
+           "lposs": {"aten::lift_fresh": 1}, "lposs+": {"aten::lift_fresh": 5, "aten::nonzero": 168}}
 # the tiny options a method needs beyond the family's (as tests/methods/test_contract.py)
 TINY_EXTRA = {"scclip": {"pre_layer": 2, "post_layer": 1, "multi_start_layer": 1, "multi_end_layer": 2, "lof_k": 2},
               "talk2dino": {"dinov2_arch": "tiny-dinov2-reg-p14", "dinov2_weights": "random",
