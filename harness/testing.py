@@ -80,7 +80,9 @@ def check_plugin(name: str, options: Mapping[str, Any] | None = None, *, dataset
         env = MethodEnv(train_dataset=dataset, data_root=None, cache_dir=Path(cache_dir or tmp), device="cpu",
                         progress=False, log=lambda *a: None)
         segmenter = plugin.build_untrained(options, env).segmenter
-    assert isinstance(segmenter, Segmenter), f"{name}: build_untrained did not give a harness.api.Segmenter"
+    assert isinstance(segmenter, Segmenter), (
+        f"{name}: build_untrained did not give a harness.api.Segmenter (every member, the optional ones too: "
+        f"subclass harness.api.Segmenter after nn.Module to inherit their defaults, e.g. prepare_vocabulary)")
     generator = torch.Generator().manual_seed(0)
     images = [torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8, generator=generator) for _ in range(2)]
     vocab = Vocabulary(NAMES, dataset=dataset, seen=(True, True, False))

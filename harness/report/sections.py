@@ -133,7 +133,8 @@ def speed(records: list[dict]) -> str:
                         f"{cell(sp.get('ms_per_image'), 'ms_per_image')}{cell(sp.get('gmac'), 'gmac')}"
                         f"<td>{esc(sp.get('device'))}</td><td>{esc(sp.get('precision'))}</td>"
                         + "".join(cell(stage_ms.get(s), f"stages_ms.{s}") for s in stages) + "</tr>")
-        parts.append('<p class="note">Stage times come from separate instrumented passes (median); they need not '
+        parts.append('<p class="note">Stage times: the median over separate instrumented passes (a GPU) or over the '
+                     'timed calls themselves (a CPU: a record\'s <code>breakdown_in</code>); they need not '
                      f'sum to ms/img. {FLAG_MARK}: spread too wide to trust.</p>'
                      f'<div class="scroll"><table class="speed sortable" id="speed"><thead><tr>{head}</tr>'
                      f'</thead><tbody>{"".join(rows)}</tbody></table></div>')

@@ -32,7 +32,7 @@ Options:
   gpu_only_rows: []            rows (suite method names) whose cells of this benchmark run only on a GPU; a CPU
                                opts in by emptying the list: methods added without making a CPU run longer
   skip_rows: []                rows never timed on this benchmark (no published variant at its size), said why
-  breakdown: true              per-stage times and GMAC from instrumented passes
+  breakdown: true              per-stage times (see breakdown_in) and GMAC (see gmac)
   breakdown_passes: 3          instrumented passes per method; the breakdown is their median
   gmac: true                   with the breakdown, count each method's FLOPs (on a CPU in its warm-up call when
                                it prepares its vocabulary ahead, else one more call; reused within a process):

@@ -177,7 +177,10 @@ class GroupTiming:
             m.warmed = True
             with torch.inference_mode(), speed.autocast_context(self.device, self.opts["precision"]):
                 ahead = m.segmenter.prepare_vocabulary(self.vocab)
-            if self._counting and ahead and self.stages_in_rounds and not self._reuse_flops(m):
+            # (not under compile: the counted call, under no_grad and the counter, would leave the compilation of
+            # the timed calls' graph to the first timed round)
+            if (self._counting and ahead and self.stages_in_rounds and not self.opts["compile"]
+                    and not self._reuse_flops(m)):
                 return self._count_flops(m, batch, "warm-up")
             return timed(batch)
         return warm
@@ -245,9 +248,9 @@ class GroupTiming:
             if m.flops_in is None and not self._reuse_flops(m):
                 self.steps.begin("flops", f"count FLOPs of {m.cell.row.method}")
                 self._count_flops(m, self.batches[0], "own call")
+                self.steps.end()
+                m.phases_s["flops"] = self.steps.durations["flops"][-1]
         self.steps.drop("flops")  # the methods not measured are not counted
-        for m, seconds in zip(live, self.steps.durations["flops"]):
-            m.phases_s["flops"] = seconds
 
     @property
     def _counting(self) -> bool:
@@ -386,7 +389,8 @@ def flags(result: dict[str, Any], limit: float) -> dict[str, str]:
         wide = {k: v for k, v in result["stages_ms_spread"].items()  # stages under a tenth of the total: noise
                 if v > limit and result["stages_ms"][k] >= 0.1 * total}
         for k, v in wide.items():
-            out[f"stages_ms.{k}"] = f"instrumented passes spread {100 * v:.0f}% > {pct}"
+            source = "its times in the timed rounds" if result.get("breakdown_in") == "rounds" else "instrumented passes"
+            out[f"stages_ms.{k}"] = f"{source} spread {100 * v:.0f}% > {pct}"
         if total > (1 + limit) * result["ms_per_image"]:
             out["stages_ms"] = (f"stages sum to {total:.0f} ms, more than {pct} over the headline "
                                 f"{result['ms_per_image']:.0f} ms")

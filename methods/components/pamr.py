@@ -46,15 +46,6 @@ def _offsets(dilations: Sequence[int], centre: bool) -> list[tuple[int, int, int
             if centre or (dy, dx) != (0, 0)]
 
 
-def _shifted(padded: dict[int, Tensor], d: int, dy: int, dx: int, size: tuple[int, int]) -> Tensor:
-    h, w = size
-    return padded[d][..., d + dy:d + dy + h, d + dx:d + dx + w]
-
-
-def _replicate_padded(t: Tensor, dilations: Sequence[int]) -> dict[int, Tensor]:
-    return {d: F.pad(t, [d] * 4, mode="replicate") for d in dict.fromkeys(dilations)}
-
-
 def pamr_affinity(image: Tensor, dilations: Sequence[int]) -> Tensor:
     """image (B, K, H, W) -> affinities (B, P, H, W), P = 8 * len(dilations), summing to 1 over P.
 
@@ -65,10 +56,14 @@ def pamr_affinity(image: Tensor, dilations: Sequence[int]) -> Tensor:
     padded = F.pad(image, [pad] * 4, mode="replicate")
     views = [padded[..., pad + dy:pad + dy + size[0], pad + dx:pad + dx + size[1]]
              for _, dy, dx in _offsets(dilations, centre=True)]
-    mean = torch.stack(views).sum(dim=0).div_(len(views))
+    mean = torch.zeros_like(image)
+    for view in views:
+        mean += view
+    mean /= len(views)
     spread = torch.zeros_like(image)
     for view in views:  # unbiased variance over the 9 * len(dilations) values, about their mean (two passes)
-        spread.addcmul_(view - mean, view - mean)
+        centred = view - mean
+        spread.addcmul_(centred, centred)
     sigma = spread.div_(len(views) - 1).sqrt_()
     scale = (sigma.mul_(0.1).add_(1e-8)).mul_(image.shape[1]).reciprocal_()  # 1 / (K (1e-8 + 0.1 sigma))
     logits = image.new_empty(image.shape[0], 8 * len(dilations), *size)

@@ -11,9 +11,9 @@ FLOSS, read from `mmseg/evaluation/metrics/entropy_metric.py` and `mmseg/models/
   give a pixel-weighted mean entropy -sum p log(p + 1e-10) (per image the mean over its c pixels, weighted by
   their count). Templates are ranked by ascending entropy; those that never predicted c (pixel share 0) are
   dropped; the first `top_n` (4) are class c's experts.
-- Expert classifiers (`expert_text_embeddings`): expert c's classifier embeds *every* class name with class c's
+- Expert classifiers (`expert_classifiers`): expert c's classifier embeds *every* class name with class c's
   expert templates (normalised, averaged, renormalised); the default classifier uses all 80.
-- Fusion (`expert_fusion`): expert c claims the pixels whose argmax under its classifier is c. A pixel claimed by
+- Fusion (`fuse_experts`): expert c claims the pixels whose argmax under its classifier is c. A pixel claimed by
   exactly one expert takes that expert's probability vector; by none, the default's; by several, the vector of the
   claiming expert whose probability of its own class is highest (the first on ties).
 - Where (naclip.py `forward_feature`, fusion mode): per sliding window, each classifier's cosine logits at the
@@ -21,8 +21,9 @@ FLOSS, read from `mmseg/evaluation/metrics/entropy_metric.py` and `mmseg/models/
   probabilities are what the windows average, what is upsampled and refined by PAMR, and what `postprocess_result`
   softmaxes (logit_scale) again before the class maximum over synonyms and the argmax. One expert per *query* (its
   class's templates); the rankings are per class.
-`fuse_experts` is the fusion one expert at a time (the same rules, memory for one expert's maps, not E of them);
-`FlossTemplates` turns a rankings file into each query's expert templates.
+`fuse_experts` fuses one expert at a time (memory for one expert's maps, not E of them); the tests hold the
+whole-tensor formulas from the official code as references. `FlossTemplates` turns a rankings file into each
+query's expert templates.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from torch import Tensor
 
 from harness.errors import ConfigError
 
-from .text import IMAGENET_TEMPLATES, TEMPLATE_SETS
+from .text import TEMPLATE_SETS
 
 FLOSS_TOP_N = 4  # naclip.py / dinoclip_inferencer.py default top_n
 # FLOSS ranks per method and dataset (rankings/<method>/template_rankings_<method>_<dataset>.json): one setting of a
@@ -94,12 +95,6 @@ class TemplateEntropy:
         self.sums = np.zeros((n_templates, n_classes))
         self.counts = np.zeros((n_templates, n_classes))
         self.total_pixels = 0.0
-
-    def add_image(self, probs_per_template: Sequence[Tensor]) -> None:
-        """probs_per_template[t]: (K, H, W) class probabilities of one image under template t alone."""
-        self.count_image(probs_per_template[0][0].numel())
-        for t, probs in enumerate(probs_per_template):
-            self.add_template(t, probs)
 
     def count_image(self, n_pixels: int) -> None:
         """One more image of `n_pixels` pixels (the denominator of every pixel share)."""
@@ -163,36 +158,8 @@ def load_rankings(path: str | Path, class_names: Sequence[str]) -> list[list[dic
     return [list(classes[n]["entropy_ranking"]) for n in class_names]
 
 
-def expert_text_embeddings(encode: Callable[[list[str]], Tensor], names: Sequence[str],
-                           experts: Sequence[Sequence[int]],
-                           templates: Sequence[str] = IMAGENET_TEMPLATES) -> tuple[Tensor, Tensor]:
-    """encode(prompts) -> (P, D) text features. -> (expert classifiers (E, K, D), default classifier (K, D)),
-    each row the renormalised mean of the normalised embeddings of its templates."""
-    def classifier(template_ids: Sequence[int]) -> Tensor:
-        rows = []
-        for name in names:
-            feats = F.normalize(encode([templates[t].format(name) for t in template_ids]).float(), dim=-1)
-            rows.append(F.normalize(feats.mean(0), dim=-1))
-        return torch.stack(rows)
-
-    experts_t = torch.stack([classifier(ids) for ids in experts])
-    return experts_t, classifier(range(len(templates)))
-
-
-def expert_fusion(expert_probs: Tensor, default_probs: Tensor) -> Tensor:
-    """expert_probs (E, K, H, W) (expert e = class e), default_probs (K, H, W) -> fused (K, H, W)."""
-    n_experts = expert_probs.shape[0]
-    idx = torch.arange(n_experts, device=expert_probs.device)
-    claims = expert_probs.argmax(1) == idx[:, None, None]  # (E, H, W)
-    own = expert_probs[idx, idx]  # (E, H, W): each expert's probability of its own class
-    confidence = torch.where(claims, own, torch.full_like(own, -1.0))
-    chosen = confidence.argmax(0)  # the first maximum on ties, as the official strict '>' update
-    fused = expert_probs.gather(0, chosen[None, None].expand(1, *expert_probs.shape[1:]))[0]
-    return torch.where(claims.any(0)[None], fused, default_probs)
-
-
 def fuse_experts(expert_probs: Callable[[int], Tensor], n_experts: int, default_probs: Tensor) -> Tensor:
-    """`expert_fusion` one expert at a time: expert_probs(e) -> (..., K, H, W), default_probs (..., K, H, W).
+    """FLOSS's fusion one expert at a time: expert_probs(e) -> (..., K, H, W), default_probs (..., K, H, W).
 
     A pixel takes the first claiming expert whose own-class probability is strictly above every earlier
     claimer's (the official conflict loop: best starts at -1, so a lone claimer always wins); unclaimed pixels
@@ -210,8 +177,8 @@ def fuse_experts(expert_probs: Callable[[int], Tensor], n_experts: int, default_
 
 def expert_classifiers(per_template: Tensor, experts: Sequence[Sequence[int]]) -> Tensor:
     """per_template (T, Q, D): every query under each template alone, L2-normalised; experts[e]: expert e's
-    template ids -> (E, Q, D), each row the renormalised mean of its templates' rows (`expert_text_embeddings`'s
-    formula from embeddings encoded once per template, not once per expert)."""
+    template ids -> (E, Q, D), each row the renormalised mean of its templates' rows (FLOSS's expert classifier,
+    from embeddings encoded once per template, not once per expert)."""
     return torch.stack([F.normalize(per_template[list(ids)].mean(0), dim=-1) for ids in experts])
 
 

@@ -11,6 +11,7 @@ import cv2
 import pytest
 import torch
 import torch.nn.functional as F
+from floss_reference import add_image, expert_fusion, expert_text_embeddings
 
 from harness.api import MethodEnv, Vocabulary
 from harness.errors import ConfigError
@@ -19,8 +20,6 @@ from methods.components.template_axis import (
     FlossTemplates,
     TemplateEntropy,
     expert_classifiers,
-    expert_fusion,
-    expert_text_embeddings,
     fuse_experts,
     parse_templates,
 )
@@ -137,6 +136,30 @@ def test_whole_image_floss_prediction_by_hand(tmp_path):
     assert seg._floss_cache["experts"].shape[:2] == (3, 3)
 
 
+def test_prepare_vocabulary_prepares_floss_experts_too(tmp_path):
+    # Issue 28: after prepare_vocabulary the next call does per-image work only (the speed task counts FLOPs in
+    # it): no text FLOPs, no expert classifiers built, the same count as the call after it.
+    from harness import speed
+
+    fitted = METHODS.get("maskclip").fit({**TINY, "templates": _rankings_file(tmp_path, [[3, 40], [0], [62, 2]])},
+                                         _env())
+    seg = fitted.segmenter
+    image = torch.randint(0, 256, (3, 40, 56), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    vocab = Vocabulary(NAMES, dataset="synthetic_coco")
+    with torch.inference_mode():
+        assert seg.prepare_vocabulary(vocab) is True
+    assert seg._floss_cache["experts"].shape[:2] == (3, 3)
+
+    def counted():
+        timer = speed.StageTimer(torch.device("cpu"), count_flops=True)
+        with torch.no_grad():
+            seg.predict_batch([image], vocab, timer=timer)
+        return timer.flops
+
+    first, second = counted(), counted()
+    assert first.get("text", 0) == 0 and first == second
+
+
 def test_floss_is_refused_where_there_are_no_window_probabilities(tmp_path):
     value = _rankings_file(tmp_path, [[0], [1], [2]])
     for plugin, match in (("lposs", "coupling"), ("talk2dino", "image model")):
@@ -162,7 +185,7 @@ def test_ranking_pass_equals_one_template_at_a_time():
     per_template = seg.template_classifiers(NAMES)
     stats = TemplateEntropy(len(IMAGENET_TEMPLATES), 3)
     for image in images:
-        stats.add_image([class_probabilities(seg.query_logits(image, vocab, per_template[t]), queries, 40.0)
+        add_image(stats, [class_probabilities(seg.query_logits(image, vocab, per_template[t]), queries, 40.0)
                          for t in range(len(IMAGENET_TEMPLATES))])
     expected = stats.as_json(NAMES)
     for name in NAMES:

