@@ -286,6 +286,11 @@ class SegmentationMethod(MethodPlugin, Protocol):
         nothing."""
         return []
 
+    def dataset_preflight(self, options: Mapping[str, Any], dataset: str) -> list[str]:
+        """What the method would miss on ``dataset`` alone (a file it reads per dataset, such as FLOSS's template
+        rankings), as messages, found with ``preflight`` before anything runs. Default: nothing."""
+        return []
+
     def fit(self, options: Mapping[str, Any], env: MethodEnv) -> Fitted:
         """Train every stage the method needs (cached under ``env.cache_dir``) and return it ready to predict."""
         ...

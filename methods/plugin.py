@@ -62,6 +62,10 @@ class Plugin(SegmentationMethod):
         """What this method would miss before it starts (weights that cannot be found), as messages."""
         return self.spec(options).preflight()
 
+    def dataset_preflight(self, options: Mapping[str, Any], dataset: str) -> list[str]:
+        """What this method would miss on ``dataset`` alone (its spec's per-dataset files), as messages."""
+        return self.spec(options).dataset_preflight(dataset, self.name)
+
     def build_untrained(self, options: Mapping[str, Any], env: MethodEnv) -> Fitted:
         """The inference graph with untrained stages, for timing (pretrained weights when available)."""
         return self.spec(options).build(self.name, env, train=False)

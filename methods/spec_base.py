@@ -104,6 +104,10 @@ class SpecBase(Options):
         """What the method would miss before it starts (weights that cannot be found), as messages."""
         return []
 
+    def dataset_preflight(self, dataset: str, method: str) -> list[str]:
+        """What the method ``method`` would miss on ``dataset`` alone (files read per dataset), as messages."""
+        return []
+
     def benchmark_settings(self, dataset: str, method: str = "") -> dict[str, Any] | None:
         """What the method ``method`` (its registered name) runs with on ``dataset`` (for the record), a
         `ConfigError` for a setting that does not fit it; None: the method has no background decision (it is not

@@ -264,6 +264,17 @@ class TrainingFreeSpec(SpecBase):
             out["extra_options"] = {**parts, **out.get("extra_options", {})}
         return out
 
+    def dataset_preflight(self, dataset: str, method: str) -> list[str]:
+        """Under `templates: floss:...`, the rankings file of `method` on `dataset`, which the cell reads."""
+        if parse_templates(self.templates)[0] != "floss":
+            return []
+        record = _rankings_record(self.for_dataset(dataset), method, dataset)
+        if record["sha256"] is not None:
+            return []
+        return [f"FLOSS template rankings {record['file']} of {method} on {dataset} (templates: {self.templates}); "
+                f"rank them first on the train split: python -m harness templates rank SUITE --only "
+                f"BENCHMARK/SETTING/{method} --out {record['file']}"]
+
     def preflight(self) -> list[str]:
         from .components.dino import dino_weights_problem
         from .components.weights import weights_problem

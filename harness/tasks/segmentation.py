@@ -109,7 +109,9 @@ def preflight_problems(cell: Cell, ctx: RunContext) -> list[str]:
             verify_prepared(info, ctx.data_root)
         except DataError as exc:
             problems.append(str(exc))
-    return problems + list(method_plugin(cell.row.method).preflight(cell.method_options))
+    plugin = method_plugin(cell.row.method)
+    return (problems + list(plugin.preflight(cell.method_options))
+            + list(plugin.dataset_preflight(cell.method_options, cell.benchmark.dataset)))
 
 
 class SegmentationTask(Task):

@@ -217,3 +217,22 @@ def test_the_record_names_the_rankings_file_of_its_method_and_dataset(tmp_path):
     naclip = METHODS.get("naclip").benchmark_settings({"templates": value}, "synthetic_coco")["floss_rankings"]
     assert naclip["file"] == str(tmp_path / "naclip_synthetic_coco.json") and naclip["sha256"] is None  # not ranked
     assert "floss_rankings" not in METHODS.get("maskclip").benchmark_settings({}, "synthetic_coco")
+
+
+def test_a_missing_rankings_file_stops_the_run_before_anything_starts(tmp_path, capsys):
+    # found by the preflight, for every cell that would read it, with the command that writes it; nothing ran
+    from harness.__main__ import main
+
+    out = tmp_path / "runs"
+    code = main(["run", "suites/templates.yaml", "--profile", "miniworld", "--out", str(out), "--no-progress",
+                 "--only", "coco-stuff/floss/maskclip,coco-stuff/floss/naclip",
+                 "--set", f"settings.floss.method_options.templates=floss:{tmp_path}/{{method}}_{{dataset}}.json"])
+    err = capsys.readouterr().err
+    assert code != 0 and "nothing was started" in err
+    for method in ("maskclip", "naclip"):
+        assert f"FLOSS template rankings {tmp_path}/{method}_miniworld.json of {method} on miniworld" in err
+    assert "python -m harness templates rank SUITE --only BENCHMARK/SETTING/naclip" in err
+    assert not out.exists() or not any(out.rglob("*.json"))
+    # the committed rankings: the same cells pass the preflight (a dry run plans them)
+    assert main(["run", "suites/templates.yaml", "--profile", "miniworld", "--out", str(out), "--dry-run",
+                 "--only", "coco-stuff/floss/maskclip,coco-stuff/floss/naclip"]) == 0
