@@ -26,6 +26,10 @@ from harness.errors import ConfigError, WeightsError
 RECORD_ONLY_KEYS = ("plugin", "stage_hashes")
 
 
+
+# How the demo's warning names a frozen part of `Fitted.weights` (other parts by their key).
+FROZEN_PART_LABELS = {"clip": "CLIP", "dino": "DINO", "dinov2": "DINOv2", "projection": "Talk2DINO's projection"}
+
 @dataclass
 class DemoModel:
     """A ready segmenter and what it is made of."""
@@ -104,6 +108,12 @@ def load_demo_model(*, method: str | None, options: Mapping[str, Any], weights: 
     fallback = (fitted.weights.get("clip") or {}).get("fallback")
     if explicit_weights and fallback:  # build_untrained falls back to random CLIP (for timing); asked-for weights must load
         raise WeightsError(f"--weights: {fallback}")
+    # every other frozen part the build recorded as random (Talk2DINO's DINOv2 and projection, LPOSS's graph DINO)
+    named = " ".join(meaningless)
+    for part, info in fitted.weights.items():
+        label = FROZEN_PART_LABELS.get(part, part)
+        if isinstance(info, dict) and info.get("source") == "random" and f"{label} has random weights" not in named:
+            meaningless.append(f"{label} has random weights ({info.get('arch') or part}).")
     if record is None:
         if plugin.kind != "training-free":  # a training-free method is complete with its CLIP (and DINO)
             meaningless.append("the proposal network, prompts and head are untrained (random); pass --stages-from "

@@ -121,3 +121,23 @@ def test_training_free_method_needs_no_stages_and_real_clip_means_real_output(tm
     with pytest.raises(ConfigError, match="training-free: it has no trained stages"):
         load_demo_model(method="sclip", options={}, weights=None, stages_from=tmp_path / "r.json",
                         cache_dir=tmp_path, log=lambda *a: None)
+
+
+def test_every_random_frozen_part_is_named(tmp_path):
+    # Issue 23's shapes in the demo: Talk2DINO's DINOv2 and projection and LPOSS's graph DINO are frozen parts too;
+    # each random one is named in the warning, once (ProxyCLIP's DINO keeps its own line).
+    model = load_demo_model(method="talk2dino", options={"clip_arch": "tiny-vit-p16",
+                                                         "dinov2_arch": "tiny-dinov2-reg-p14",
+                                                         "dinov2_weights": "random", "projection_weights": "random"},
+                            weights="random", stages_from=None, cache_dir=tmp_path, log=lambda *a: None)
+    assert model.meaningless == ["CLIP has random weights ('random' was asked for).",
+                                 "DINOv2 has random weights (tiny-dinov2-reg-p14).",
+                                 "Talk2DINO's projection has random weights (talk2dino-mlp)."]
+    model = load_demo_model(method="lposs", options={"clip_arch": "tiny-vit-p16", "dino_arch": "tiny-dino-p8",
+                                                     "dino_weights": "random"},
+                            weights="random", stages_from=None, cache_dir=tmp_path, log=lambda *a: None)
+    assert [m.split(" has ")[0] for m in model.meaningless] == ["CLIP", "DINO"]
+    model = load_demo_model(method="proxyclip", options={"clip_arch": "tiny-vit-p16", "dino_arch": "tiny-dino-p8",
+                                                         "dino_weights": "random"},
+                            weights="random", stages_from=None, cache_dir=tmp_path, log=lambda *a: None)
+    assert sum("DINO has random weights" in m for m in model.meaningless) == 1
