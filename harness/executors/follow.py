@@ -60,7 +60,10 @@ def snapshot(out_dir: Path, gone_since: dict[str, float]) -> Snapshot:
         state, why = _record_state(out_dir, cell, job["submitted"])
         if state is None and job["job_id"] in held:
             slurm_state, reason = held[job["job_id"]]
-            if slurm_state == "PENDING" and reason == NEVER:
+            # Final only once the stage job is gone: a stage job killed and requeued (preemption) can leave its
+            # followers marked DependencyNeverSatisfied for a moment while it waits to run again.
+            stage_job = (job.get("after") or "").rpartition(":")[2]
+            if slurm_state == "PENDING" and reason == NEVER and stage_job not in held:
                 subprocess.run(["scancel", job["job_id"]], capture_output=True)
                 state, why = "failed", f"job {job['job_id']} never started: its stage job ({job['after']}) failed"
             else:

@@ -113,3 +113,24 @@ def test_slurm_without_sbatch_and_status_without_a_run_exit_2(tmp_path, capsys, 
     assert not (out / ".slurm").exists()
     assert main(["status", str(out)]) == 2
     assert "holds no Slurm run" in capsys.readouterr().err
+
+
+def test_a_follower_of_a_requeued_stage_job_is_not_cancelled(tmp_path, monkeypatch):
+    # Slurm may mark a follower DependencyNeverSatisfied for a moment when its stage job is killed and requeued
+    # (seen in CI's requeue test): only once the stage job has left the queue is the follower given up on.
+    from harness.executors import follow
+    from harness.executors.slurm import MANIFEST, NEVER
+
+    (tmp_path / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / MANIFEST).write_text(json.dumps({"jobs": [
+        {"job_id": "245", "cells": ["b/s/stage"], "after": None, "submitted": 0.0, "stderr": "x.err"},
+        {"job_id": "246", "cells": ["b/s/follower"], "after": "afterok:245", "submitted": 0.0, "stderr": "y.err"}]}))
+    cancelled = []
+    monkeypatch.setattr(follow.subprocess, "run", lambda cmd, **kw: cancelled.append(cmd))
+    monkeypatch.setattr(follow, "queue", lambda: {"245": ("PENDING", "BeginTime"), "246": ("PENDING", NEVER)})
+    snap = follow.snapshot(tmp_path, {})
+    assert snap.state == {"b/s/stage": "pending", "b/s/follower": "pending"} and cancelled == []
+    monkeypatch.setattr(follow, "queue", lambda: {"246": ("PENDING", NEVER)})  # the stage job is gone: final
+    snap = follow.snapshot(tmp_path, {})
+    assert snap.state["b/s/follower"] == "failed" and cancelled == [["scancel", "246"]]
+    assert "never started: its stage job (afterok:245) failed" in snap.why["b/s/follower"]
