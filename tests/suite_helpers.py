@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 BASIC = """\
@@ -19,3 +20,12 @@ def write(tmp_path: Path, text: str, name: str = "suite.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
+
+
+def records_by_cell(out: Path) -> dict[str, tuple]:
+    """cell id -> (status, metrics, executor kind) of every record under ``out``."""
+    found = {}
+    for path in sorted(out.rglob("*.json")):
+        record = json.loads(path.read_text())
+        found[record["cell"]] = (record["status"], record["metrics"], record.get("executor", {}).get("kind"))
+    return found

@@ -1,11 +1,10 @@
 """A cell asking for several GPUs runs under torchrun inside its job (issue 25). No Slurm needed, but two torch
 ranks cost ~20 s, so it runs with the cluster tests (.ci/run), not in the default `pytest -q`."""
 
-import json
 from pathlib import Path
 
 import pytest
-from suite_helpers import write
+from suite_helpers import records_by_cell, write
 
 from harness.__main__ import main
 from harness.executors.worker import JobRequest, run_job
@@ -20,14 +19,6 @@ benchmarks:
 """
 
 
-def _records(out):
-    found = {}
-    for path in sorted(out.rglob("*.json")):
-        record = json.loads(path.read_text())
-        found[record["cell"]] = (record["status"], record["metrics"], record.get("executor", {}).get("kind"))
-    return found
-
-
 @pytest.mark.slow
 def test_a_cell_asking_for_two_gpus_runs_under_torchrun_in_its_job(tmp_path, monkeypatch):
     """The job of a cell with gpus_per_node: 2 runs `harness run` under torchrun (2 ranks; gloo on a CPU here)."""
@@ -40,7 +31,7 @@ def test_a_cell_asking_for_two_gpus_runs_under_torchrun_in_its_job(tmp_path, mon
                          cell_ids=("coco-stuff/default/strong", "coco-stuff/default/weak"),
                          executor={"kind": "slurm", "resources": {"gpus_per_node": 2}})
     assert run_job(request) == {"coco-stuff/default/strong": "ran under torchrun", "coco-stuff/default/weak": "ran under torchrun"}
-    seq, ddp = _records(tmp_path / "seq"), _records(tmp_path / "ddp")
+    seq, ddp = records_by_cell(tmp_path / "seq"), records_by_cell(tmp_path / "ddp")
     assert ddp.keys() == {"coco-stuff/default/strong", "coco-stuff/default/weak"}
     for cell, (status, metrics, kind) in ddp.items():
         assert (status, metrics, kind) == (*seq[cell][:2], "slurm")

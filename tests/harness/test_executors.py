@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from suite_helpers import write
+from suite_helpers import records_by_cell, write
 
 from harness.__main__ import main
 from harness.errors import ConfigError
@@ -79,21 +79,13 @@ def test_bad_executor_options_exit_2_before_anything_runs(tmp_path, capsys, flag
     assert re.search(message, capsys.readouterr().err)
 
 
-def _records(out):
-    found = {}
-    for path in sorted(out.rglob("*.json")):
-        record = json.loads(path.read_text())
-        found[record["cell"]] = (record["status"], record["metrics"], record.get("executor", {}).get("kind"))
-    return found
-
-
 @pytest.mark.slow
 def test_local_jobs_2_gives_the_records_of_a_sequential_run(tmp_path):
     suite = write(tmp_path, SUITE)
     common = ["--no-progress", "--cache-dir", str(tmp_path / "cache")]
     assert main(["run", str(suite), "--out", str(tmp_path / "seq"), *common]) == 0
     assert main(["run", str(suite), "--out", str(tmp_path / "par"), "--jobs", "2", *common]) == 0
-    seq, par = _records(tmp_path / "seq"), _records(tmp_path / "par")
+    seq, par = records_by_cell(tmp_path / "seq"), records_by_cell(tmp_path / "par")
     assert len(seq) == 12 and seq.keys() == par.keys()
     for cell in seq:
         assert par[cell][:2] == seq[cell][:2], cell
