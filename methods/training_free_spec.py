@@ -13,6 +13,7 @@ import dataclasses
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.data.name_files import FAMILIES, UPSTREAM_FILE, ClassNames, load_name_file, load_names
@@ -26,7 +27,7 @@ from .components.protocol_resize import POS_INTERPS, RESIZES
 from .components.queries import Decision
 from .components.refinements import PAMRRefinement
 from .components.sliding import SlideConfig
-from .components.template_axis import parse_templates
+from .components.template_axis import FlossTemplates, parse_templates
 from .components.training_free_rules import KKGauss, Proxy
 from .components.window_coupling import COUPLINGS, WindowCoupling
 from .spec_base import SpecBase, part_option
@@ -268,12 +269,13 @@ class TrainingFreeSpec(SpecBase):
         """Under `templates: floss:...`, the rankings file of `method` on `dataset`, which the cell reads."""
         if parse_templates(self.templates)[0] != "floss":
             return []
-        record = _rankings_record(self.for_dataset(dataset), method, dataset)
-        if record["sha256"] is not None:
+        spec = self.for_dataset(dataset)
+        path = FlossTemplates.from_option(spec.templates, spec.floss_top_n, method).rankings_file(dataset)
+        if Path(path).is_file():  # (its sha256 goes into the record when the cell runs: not hashed here)
             return []
-        return [f"FLOSS template rankings {record['file']} of {method} on {dataset} (templates: {self.templates}); "
+        return [f"FLOSS template rankings {path} of {method} on {dataset} (templates: {self.templates}); "
                 f"rank them first on the train split: python -m harness templates rank SUITE --only "
-                f"BENCHMARK/SETTING/{method} --out {record['file']}"]
+                f"BENCHMARK/SETTING/{method} --out {path}"]
 
     def preflight(self) -> list[str]:
         from .components.dino import dino_weights_problem

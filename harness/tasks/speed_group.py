@@ -56,7 +56,7 @@ class _Method:
         self.flops: dict[str, int] = {}
         self.phases_s: dict[str, float] = {}  # this method's build, warm-up and FLOP count (wall seconds)
         self.flops_in: str | None = None  # where the FLOPs were counted: "warm-up", "own call", "reused: <cell>"
-        self.warmed = False
+        self.warmed, self.flops_key = False, ""  # flops_key: what its FLOP count depends on, set once built
 
 
 class GroupTiming:
@@ -70,6 +70,7 @@ class GroupTiming:
         self.graphs = device.type == "cuda" and opts["cuda_graphs"] in ("auto", True)
         self.stages_in_rounds = opts["breakdown"] and (
             opts["breakdown_in"] == "rounds" or (opts["breakdown_in"] == "auto" and device.type == "cpu"))
+        self._counting = bool(opts["breakdown"] and opts["gmac"])  # FLOPs counted (in a warm-up or a call)
         self._round: int | None = None  # the timed round under way (stage times are kept from these calls only)
 
     # ------------------------------------------------------------------------------------------ steps
@@ -79,7 +80,7 @@ class GroupTiming:
         progress bar of the group's steps, its ETA from the steps measured so far (`harness.progress`)."""
         n, first = len(self.cells), self.cells[0]
         passes = self.opts["breakdown_passes"] if self.opts["breakdown"] and not self.stages_in_rounds else 0
-        counts = n if self.opts["breakdown"] and self.opts["gmac"] else 0
+        counts = n if self._counting else 0
         show, close = (tqdm_display(f"  {first.benchmark.name}/{first.setting.name} ({n} methods)")
                        if self.ctx.progress else (None, lambda: None))
         self.steps = StepProgress({"build": n, "warm-up": n, "round": self.opts["repeats"], "pass": passes,
@@ -137,6 +138,7 @@ class GroupTiming:
                 if self.opts["cast_weights"] and self.opts["precision"] != "fp32":
                     prepared.update(speed_prep.cast_weights(fitted.segmenter, self.opts["precision"]))
                 methods.append(_Method(cell, fitted, prepared))
+                methods[-1].flops_key = self._flops_key(methods[-1])
             except Exception as exc:  # noqa: BLE001 - this cell fails, the others of the group are still timed
                 self.results[i] = exc
                 methods.append(None)
@@ -252,13 +254,9 @@ class GroupTiming:
                 m.phases_s["flops"] = self.steps.durations["flops"][-1]
         self.steps.drop("flops")  # the methods not measured are not counted
 
-    @property
-    def _counting(self) -> bool:
-        return bool(self.opts["breakdown"] and self.opts["gmac"])
-
     def _reuse_flops(self, m: _Method) -> bool:
         """Take the count of the same method on the same inputs from earlier in this process, if there is one."""
-        hit = _FLOPS_COUNTED.get(self._flops_key(m))
+        hit = _FLOPS_COUNTED.get(m.flops_key)
         if hit is not None and m.flops_in is None:
             m.flops_in, m.flops = f"reused: counted for {hit[0]}", dict(hit[1])
         return hit is not None
@@ -270,7 +268,7 @@ class GroupTiming:
         with speed.no_grad_params(m.segmenter):
             self._infer(m, batch, counter, grad_mode=torch.no_grad)
         m.flops, m.flops_in = dict(counter.flops), where
-        _FLOPS_COUNTED[self._flops_key(m)] = (m.cell.id, dict(m.flops))
+        _FLOPS_COUNTED[m.flops_key] = (m.cell.id, dict(m.flops))
 
     def _flops_key(self, m: _Method) -> str:
         spec = method_plugin(m.cell.row.method).resolve(m.cell.method_options)

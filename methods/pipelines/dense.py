@@ -147,11 +147,13 @@ class DenseSegmenter(nn.Module):
     def prepare_vocabulary(self, vocab: Vocabulary) -> bool:
         """The queries' text embeddings (and FLOSS's expert classifiers), as `predict_batch` asks for them (kept by
         the text encoder's cache and the experts')."""
-        queries = self.queries(vocab, self.spec.for_dataset(vocab.dataset).names)
-        self.text(list(queries.queries))
-        if self.floss is not None:
-            self._floss_experts(queries, vocab)
+        self._vocabulary_embeddings(self.queries(vocab, self.spec.for_dataset(vocab.dataset).names), vocab)
         return True
+
+    def _vocabulary_embeddings(self, queries: QuerySet, vocab: Vocabulary) -> tuple[Tensor, Tensor | None]:
+        """The queries' text embeddings (Q, D) and, under FLOSS, the expert classifiers (Q, Q, D); both cached."""
+        text = self.text(list(queries.queries)).float()
+        return text, self._floss_experts(queries, vocab) if self.floss is not None else None
 
     @torch.no_grad()
     def predict_batch(self, images: Sequence[Tensor], vocab: Vocabulary, *, max_size: int = 2560,
@@ -165,10 +167,9 @@ class DenseSegmenter(nn.Module):
         decision = spec.decision()
         decision.check(queries, vocab.dataset or "this class list")
         with timer("text"):
-            text = self.text(list(queries.queries)).float()
+            text, experts = self._vocabulary_embeddings(queries, vocab)
             window_maps = None
-            if self.floss is not None:
-                experts = self._floss_experts(queries, vocab)
+            if experts is not None:
                 window_maps = lambda crops: self.floss_window_probs(crops, experts, text, spec.tau, timer)  # noqa: E731
         self.counts = {"windows": []}
         out = []

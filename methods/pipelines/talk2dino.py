@@ -89,17 +89,21 @@ class Talk2DINOSegmenter(nn.Module):
     @torch.no_grad()
     def prepare_vocabulary(self, vocab: Vocabulary) -> bool:
         """The foreground names' projected text embeddings, as `predict_batch` asks for them (kept in `_text`)."""
-        self.text([vocab.names[i] for i in range(len(vocab.names)) if i != vocab.background])
+        self._foreground_text(vocab)
         return True
+
+    def _foreground_text(self, vocab: Vocabulary) -> tuple[list[int], Tensor]:
+        """The indices of the vocabulary's foreground classes and their projected text embeddings (cached)."""
+        fg = [i for i in range(len(vocab.names)) if i != vocab.background]
+        return fg, self.text([vocab.names[i] for i in fg])
 
     @torch.no_grad()
     def predict_batch(self, images: Sequence[Tensor], vocab: Vocabulary, *, max_size: int = 2560,
                       timer: Timer = no_timer) -> list[Tensor]:
         del max_size
         spec = self.spec.for_dataset(vocab.dataset)
-        fg = [i for i in range(len(vocab.names)) if i != vocab.background]
         with timer("text"):
-            text = self.text([vocab.names[i] for i in fg])
+            fg, text = self._foreground_text(vocab)
         self.counts = {"windows": []}
         out = []
         for image in images:
